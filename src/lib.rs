@@ -1,0 +1,2 @@
+//! Placeholder while the core lands.
+#![forbid(unsafe_code)]
