@@ -85,9 +85,11 @@ say "native tests of proto"
 cargo test -p proto
 
 say "browser tests against ws://$addr"
-# wasm-bindgen-test-runner reads webdriver.json (the Chromium flags) from its working
-# directory, which cargo sets to the package: wasm-client/webdriver.json.
+# The Chromium flags are in wasm-client/webdriver.json. wasm-bindgen-test-runner looks for
+# webdriver.json in its working directory (cargo runs it in the package's directory); the
+# variable makes that explicit.
 env -u GECKODRIVER -u SAFARIDRIVER \
+    WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ws/wasm-client/webdriver.json" \
     WS_E2E_URL="ws://$addr" \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     CHROMEDRIVER=/usr/bin/chromedriver \

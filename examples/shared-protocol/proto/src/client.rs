@@ -1,7 +1,7 @@
 use asynchronous_codec::Framed;
 use futures::{AsyncRead, AsyncWrite, SinkExt, StreamExt};
 
-use crate::{Error, FrameCodec, Reply, Request, error::closed_after_eof};
+use crate::{Error, FrameCodec, Reply, Request};
 
 /// The calling end of the protocol, over any byte stream.
 ///
@@ -71,6 +71,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Client<T> {
         if self.framed.next().await.transpose()?.is_some() {
             return Err(Error::Protocol("message from the server after bye"));
         }
-        closed_after_eof(self.framed.close().await)
+        self.framed.close().await
     }
 }

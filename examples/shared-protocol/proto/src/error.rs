@@ -34,13 +34,3 @@ pub enum Error {
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
 }
-
-/// Closing after the peer's end of stream may find the transport already closed both ways:
-/// a WebSocket's close handshake shuts both directions at once, so its writer then reports
-/// `NotConnected`. Nothing is lost in that case, so it counts as a clean close.
-pub(crate) fn closed_after_eof(res: Result<(), Error>) -> Result<(), Error> {
-    match res {
-        Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-        other => other,
-    }
-}

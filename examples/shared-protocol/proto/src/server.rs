@@ -1,7 +1,7 @@
 use asynchronous_codec::Framed;
 use futures::{AsyncRead, AsyncWrite, SinkExt, StreamExt};
 
-use crate::{Error, FrameCodec, Reply, Request, error::closed_after_eof};
+use crate::{Error, FrameCodec, Reply, Request};
 
 /// How a session that ended cleanly went, as returned by [`serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,6 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Result<Served, E
     }
 
     // The client closed first: close our side too.
-    closed_after_eof(framed.close().await)?;
+    framed.close().await?;
     Ok(served)
 }

@@ -3,6 +3,11 @@
 //! The pipe buffers only a few bytes, so every frame crosses it in many short reads and
 //! writes, as over a network; each test has a timeout, so a stall fails instead of hanging.
 
+#![allow(
+    clippy::expect_used,
+    reason = "a test fails by panicking, with a message"
+)]
+
 use std::{future::Future, io, time::Duration};
 
 use asynchronous_codec::Framed;

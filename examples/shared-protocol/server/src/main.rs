@@ -5,15 +5,14 @@
 //! ```
 //!
 //! Prints `listening on <addr>` once bound, then one line per finished connection. The same
-//! `proto::serve` that the browser client's tests talk to runs here over a byte stream made
-//! from the WebSocket.
+//! `proto::serve` that the browser client's tests talk to runs here, over `WsStream`: the
+//! WebSocket as an `AsyncRead + AsyncWrite` byte stream.
 #![forbid(unsafe_code)]
 
 use std::{net::SocketAddr, process::ExitCode};
 
-use async_tungstenite::{WebSocketStream, tokio::TokioAdapter};
-use futures::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use ws_stream_tungstenite::WsStream;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9001";
 
@@ -67,7 +66,7 @@ async fn connection(tcp: TcpStream) -> String {
         Ok(ws) => ws,
         Err(e) => return format!("handshake failed: {e}"),
     };
-    match proto::serve(byte_stream(ws)).await {
+    match proto::serve(WsStream::new(ws)).await {
         Ok(served) => format!(
             "served {} requests, {} closed first, closed cleanly",
             served.requests,
@@ -75,18 +74,4 @@ async fn connection(tcp: TcpStream) -> String {
         ),
         Err(e) => format!("error: {e}"),
     }
-}
-
-fn byte_stream(
-    ws: WebSocketStream<TokioAdapter<TcpStream>>,
-) -> impl AsyncRead + AsyncWrite + Unpin {
-    // TEMPORARY until WsStream lands on main.
-    use futures::StreamExt;
-    use tokio_util::compat::TokioAsyncReadCompatExt;
-    let (sink, stream) = ws.split();
-    tokio::io::join(
-        async_tungstenite::ByteReader::new(stream),
-        async_tungstenite::ByteWriter::new(sink),
-    )
-    .compat()
 }
