@@ -66,6 +66,7 @@ cleanup() {
     rm -f "$server_log"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 say "start the server"
 # Port 0: the OS picks a free port, the server prints which.
@@ -104,4 +105,8 @@ if grep -q 'error' "$server_log" || [ "$clean" -lt 2 ]; then
     die "the server did not see every session end cleanly"
 fi
 
-say "passed in $((SECONDS - start)) s"
+elapsed=$((SECONDS - start))
+say "passed in ${elapsed} s ($((elapsed / 60)) min $((elapsed % 60)) s)"
+# CPU time (user, system) of the script, then of all it ran: on a busy machine a fairer
+# figure than the wall time.
+times
