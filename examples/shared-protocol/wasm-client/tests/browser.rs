@@ -117,3 +117,13 @@ async fn bye_lets_the_server_close_with_1000() {
     // The server's WsStream closed with 1000 (normal closure).
     assert_eq!(closed.code, 1000, "{closed:?}");
 }
+
+#[wasm_bindgen_test]
+async fn demo_for_web_pages_runs_a_session() {
+    let summary = wasm_client::demo(URL.to_string())
+        .await
+        .map_err(wasm_bindgen::JsValue::from)
+        .expect("demo");
+
+    assert_eq!(summary, "echo: hello from the browser; 20 + 22 = 42");
+}
