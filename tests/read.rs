@@ -36,7 +36,7 @@ async fn binary_payloads_in_order_control_frames_left_out() {
             peer.send(Message::Pong(Bytes::from_static(b"pong!"))).await.unwrap();
             peer.send(Message::binary(b"three".to_vec())).await.unwrap();
             peer.close(None).await.unwrap();
-            drain_messages(&mut peer).await
+            drain_messages(peer).await
         };
         let (_, got) = futures::join!(peer_side, read_all_then_drop(stream));
         assert_eq!(got.unwrap(), b"one two three");
@@ -113,7 +113,7 @@ async fn end_with_close(msg: Message) -> io::Result<Vec<u8>> {
         let mut stream = WsStream::new(ws);
         peer.send(Message::binary(b"before".to_vec())).await.unwrap();
         peer.send(msg).await.unwrap();
-        let (result, _) = futures::join!(read_all_then_drop(stream), drain_messages(&mut peer));
+        let (result, _) = futures::join!(read_all_then_drop(stream), drain_messages(peer));
         result
     })
     .await
@@ -254,7 +254,7 @@ async fn many_pings_do_not_grow_the_stack() {
                     peer.send(Message::binary(b"after the flood".to_vec())).await.unwrap();
                     peer.close(None).await.unwrap();
                     // Read the pongs so the pipe never fills up.
-                    drain_messages(&mut peer).await.len()
+                    drain_messages(peer).await.len()
                 };
                 let (pongs, got) = futures::join!(flood, read_all_then_drop(stream));
                 assert_eq!(got.unwrap(), b"after the flood");

@@ -133,8 +133,9 @@ pub async fn send_raw(raw: &mut Pipe, bytes: &[u8]) {
     raw.flush().await.expect("raw flush");
 }
 
-/// Collects every message a plain WebSocket peer receives until the stream ends.
-pub async fn drain_messages(ws: &mut Ws) -> Vec<tungstenite::Message> {
+/// Collects every message a plain WebSocket peer receives until the stream ends, then drops
+/// the peer (closing its end of the pipe, as a server does after the close handshake).
+pub async fn drain_messages(mut ws: Ws) -> Vec<tungstenite::Message> {
     let mut all = Vec::new();
     while let Some(Ok(msg)) = ws.next().await {
         all.push(msg);
