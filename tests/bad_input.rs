@@ -5,7 +5,7 @@ mod common;
 use std::io;
 
 use common::*;
-use futures::{AsyncReadExt, SinkExt};
+use futures::AsyncReadExt;
 use tungstenite::{Message, protocol::WebSocketConfig};
 use ws_stream_tungstenite::{Config, TextPolicy, WsErr, WsStream};
 
@@ -61,7 +61,7 @@ async fn text_is_refused_with_1003_after_the_earlier_bytes() {
 async fn the_text_close_handshake_completes() {
     within(10, async {
         let (mut peer, ws) = ws_pair().await;
-        let mut stream = WsStream::new(ws);
+        let stream = WsStream::new(ws);
         peer.send(Message::binary(b"ok".to_vec())).await.unwrap();
         peer.send(Message::text("nope")).await.unwrap();
         // The plain peer answers our 1003 and sees the connection end cleanly.
@@ -80,8 +80,7 @@ async fn the_text_close_handshake_completes() {
 async fn text_can_be_accepted_as_bytes() {
     within(10, async {
         let (mut peer, ws) = ws_pair().await;
-        let stream =
-            WsStream::with_config(ws, Config::default().text_policy(TextPolicy::Accept));
+        let stream = WsStream::with_config(ws, Config::default().text_policy(TextPolicy::Accept));
         peer.send(Message::binary(b"bin,".to_vec())).await.unwrap();
         peer.send(Message::text("text,ünïcode")).await.unwrap();
         peer.send(Message::text("")).await.unwrap();

@@ -39,7 +39,10 @@ async fn close_with_a_code_and_reason() {
     within(10, async {
         let (ws, peer) = ws_pair().await;
         let mut stream = WsStream::new(ws);
-        stream.close_with(CloseCode::Library(4000), "done here").await.unwrap();
+        stream
+            .close_with(CloseCode::Library(4000), "done here")
+            .await
+            .unwrap();
         let (read, frame) = futures::join!(read_all_then_drop(stream), peer_close_frame(peer));
         assert_eq!(read.unwrap(), b"");
         assert_eq!(frame, Some((4000, "done here".to_owned())));
@@ -68,7 +71,10 @@ async fn close_with_a_reserved_code_is_refused() {
         let (ws, _peer) = ws_pair().await;
         let mut stream = WsStream::new(ws);
         for code in [1005u16, 1006, 1015, 999, 2000] {
-            let err = stream.close_with(CloseCode::from(code), "").await.unwrap_err();
+            let err = stream
+                .close_with(CloseCode::from(code), "")
+                .await
+                .unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{code}");
         }
         // Nothing was sent: the stream is still usable.
@@ -85,7 +91,10 @@ async fn a_stuck_close_handshake_times_out() {
         let (ws, _peer) = ws_pair().await;
         let config = Config::default().close_timeout(Some(Duration::from_millis(300)));
         let mut stream = WsStream::with_config(ws, config);
-        stream.close_with(CloseCode::Library(4001), "bye").await.unwrap();
+        stream
+            .close_with(CloseCode::Library(4001), "bye")
+            .await
+            .unwrap();
         let start = std::time::Instant::now();
         let err = stream.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);

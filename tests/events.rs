@@ -19,8 +19,12 @@ async fn ping_pong_close_and_closed_are_observed_in_order() {
         let mut stream = WsStream::new(ws);
         let mut events = stream.observe(ObserveConfig::default()).await.unwrap();
 
-        peer.send(Message::Ping(Bytes::from_static(b"p1"))).await.unwrap();
-        peer.send(Message::Pong(Bytes::from_static(b"p2"))).await.unwrap();
+        peer.send(Message::Ping(Bytes::from_static(b"p1")))
+            .await
+            .unwrap();
+        peer.send(Message::Pong(Bytes::from_static(b"p2")))
+            .await
+            .unwrap();
         peer.send(Message::binary(b"data".to_vec())).await.unwrap();
         peer.send(Message::Close(Some(CloseFrame {
             code: CloseCode::Normal,
@@ -32,7 +36,9 @@ async fn ping_pong_close_and_closed_are_observed_in_order() {
         let (read, peer_saw) = futures::join!(read_all_then_drop(stream), peer_saw);
         assert_eq!(read.unwrap(), b"data");
         assert!(
-            peer_saw.iter().any(|m| matches!(m, Message::Pong(p) if &p[..] == b"p1")),
+            peer_saw
+                .iter()
+                .any(|m| matches!(m, Message::Pong(p) if &p[..] == b"p1")),
             "the ping was answered: {peer_saw:?}"
         );
 
@@ -80,7 +86,9 @@ async fn a_bounded_observer_applies_backpressure_and_loses_nothing() {
         let pings = 500usize;
         let flood = async {
             for i in 0..pings {
-                peer.feed(Message::Ping(Bytes::from(i.to_string()))).await.unwrap();
+                peer.feed(Message::Ping(Bytes::from(i.to_string())))
+                    .await
+                    .unwrap();
             }
             peer.send(Message::binary(b"end".to_vec())).await.unwrap();
             peer.close(None).await.unwrap();
@@ -123,7 +131,10 @@ async fn dropping_an_observer_releases_the_reader() {
         let blocked =
             tokio::time::timeout(std::time::Duration::from_millis(200), stream.read(&mut buf))
                 .await;
-        assert!(blocked.is_err(), "the reader waits for the bounded observer");
+        assert!(
+            blocked.is_err(),
+            "the reader waits for the bounded observer"
+        );
         // ...until the observer goes away.
         drop(events);
         assert_eq!(stream.read(&mut buf).await.unwrap(), 1);
