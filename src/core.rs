@@ -194,6 +194,8 @@ pub(crate) struct Core<T> {
     write_err: Option<WsErr>,
     closing: Closing,
     keepalive: Option<Keepalive>,
+    /// Pings we sent and their send time, to report round trips (bounded).
+    pings: VecDeque<(Bytes, Instant)>,
     wakers: Arc<Wakers>,
     /// Wakes both sides; used for every poll of the sink.
     both: Waker,
@@ -237,6 +239,7 @@ impl<T> Core<T> {
             write_err: None,
             closing: Closing::default(),
             keepalive,
+            pings: VecDeque::new(),
             both: Waker::from(Arc::clone(&wakers)),
             wakers,
         }
@@ -452,10 +455,12 @@ impl<T: Transport> Core<T> {
                 match Pin::new(&mut self.inner).poll_ready(&mut both) {
                     Poll::Ready(Ok(())) => {
                         ka.ping_due = false;
-                        let sent = Pin::new(&mut self.inner)
-                            .start_send(Message::Ping(Bytes::from_static(b"keepalive")));
+                        let payload = Bytes::from_static(b"keepalive");
+                        let sent =
+                            Pin::new(&mut self.inner).start_send(Message::Ping(payload.clone()));
                         if sent.is_ok() {
                             trace!("keepalive ping");
+                            remember_ping(&mut self.pings, payload);
                             let _ = Pin::new(&mut self.inner).poll_flush(&mut both);
                         }
                     }
@@ -500,7 +505,19 @@ impl<T: Transport> Core<T> {
                 TextPolicy::Reject => self.fail(WsErr::ReceivedText, true),
             },
             Message::Ping(payload) => self.emit(WsEvent::Ping(payload)),
-            Message::Pong(payload) => self.emit(WsEvent::Pong(payload)),
+            Message::Pong(payload) => {
+                let answered = self.pings.iter().position(|(p, _)| *p == payload);
+                self.emit(WsEvent::Pong(payload));
+                if let Some(i) = answered {
+                    // Pongs answer the latest ping with the same payload; older ones are lost.
+                    let now = Instant::now();
+                    let answered = self.pings.drain(..=i).next_back();
+                    if let Some((payload, sent)) = answered {
+                        let rtt = now.saturating_duration_since(sent);
+                        self.emit(WsEvent::RoundTrip { payload, rtt });
+                    }
+                }
+            }
             Message::Close(frame) => {
                 debug!("the peer sent a close frame: {frame:?}");
                 self.closing.peer = Some(frame.clone());
@@ -734,6 +751,41 @@ impl<T: Transport> Core<T> {
         }
     }
 
+    /// Sends a ping with this payload (at most 125 bytes) and flushes it, ahead of buffered
+    /// bytes that were not handed to the transport yet.
+    pub(crate) fn poll_ping(
+        &mut self,
+        cx: &mut Context<'_>,
+        payload: &mut Option<Bytes>,
+    ) -> Poll<io::Result<()>> {
+        self.writable()?;
+        self.wakers.writer.register(cx.waker());
+        let mut both = Context::from_waker(&self.both);
+        if let Some(p) = payload.take() {
+            if p.len() > 125 {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a ping payload carries at most 125 bytes",
+                )));
+            }
+            if let Poll::Ready(result) = Pin::new(&mut self.inner).poll_ready(&mut both) {
+                if let Err(err) = result
+                    .and_then(|()| Pin::new(&mut self.inner).start_send(Message::Ping(p.clone())))
+                {
+                    return Poll::Ready(Err(self.write_failed(err).into()));
+                }
+                remember_ping(&mut self.pings, p);
+            } else {
+                *payload = Some(p);
+                return Poll::Pending;
+            }
+        }
+        match ready!(Pin::new(&mut self.inner).poll_flush(&mut both)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(err) => Poll::Ready(Err(self.write_failed(err).into())),
+        }
+    }
+
     /// `AsyncWrite::poll_close`: flush, send the close frame (1000 unless chosen otherwise),
     /// flush it. Reading on until EOF completes the handshake.
     pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -771,6 +823,14 @@ impl<T: Transport> Core<T> {
             Err(err) => Poll::Ready(Err(self.write_failed(err).into())),
         }
     }
+}
+
+/// Remembers a ping for the round-trip report; keeps the 16 most recent.
+fn remember_ping(pings: &mut VecDeque<(Bytes, Instant)>, payload: Bytes) {
+    if pings.len() == 16 {
+        pings.pop_front();
+    }
+    pings.push_back((payload, Instant::now()));
 }
 
 /// The reason sent with a close frame that this crate chose.

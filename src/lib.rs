@@ -75,3 +75,8 @@ pub use crate::{
     ws_event::WsEvent,
     ws_stream::{WsIo, WsStream},
 };
+
+/// The README's examples compile.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

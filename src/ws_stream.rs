@@ -9,6 +9,7 @@ use std::{
 };
 
 use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
 use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -173,6 +174,27 @@ impl<T: Transport> WsIo<T> {
     pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
         self.core.set_close_frame(code, reason)?;
         poll_fn(|cx| self.core.poll_close(cx)).await
+    }
+}
+
+impl<T: Transport> WsIo<T> {
+    /// Sends a ping with this payload (at most 125 bytes) and flushes it. The peer's pong is
+    /// reported as [`WsEvent::Pong`] and [`WsEvent::RoundTrip`] (with the round-trip time)
+    /// while the stream is read.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a payload over 125 bytes, `NotConnected` after close, and transport
+    /// errors.
+    ///
+    /// ```
+    /// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
+    /// stream.send_ping(bytes::Bytes::from_static(b"are you there?")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_ping(&mut self, payload: Bytes) -> io::Result<()> {
+        let mut payload = Some(payload);
+        poll_fn(|cx| self.core.poll_ping(cx, &mut payload)).await
     }
 }
 

@@ -46,7 +46,10 @@ mod tokio_codec {
             let server = async {
                 let mut lines = Framed::new(WsStream::new(server), LinesCodec::new());
                 while let Some(line) = lines.next().await {
-                    lines.send(line.unwrap().chars().rev().collect::<String>()).await.unwrap();
+                    lines
+                        .send(line.unwrap().chars().rev().collect::<String>())
+                        .await
+                        .unwrap();
                 }
             };
             let client = async {
@@ -82,7 +85,10 @@ mod tokio_codec {
             };
             let ((first, second), _client) = futures::join!(server, client);
             assert_eq!(first.unwrap(), "short");
-            assert!(matches!(second, Err(LinesCodecError::MaxLineLengthExceeded)));
+            assert!(matches!(
+                second,
+                Err(LinesCodecError::MaxLineLengthExceeded)
+            ));
         })
         .await;
     }

@@ -87,7 +87,9 @@ fn smol_echo() {
 #[test]
 fn async_std_echo() {
     async_std::task::block_on(bounded(async {
-        let listener = async_std::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let server = async_std::task::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();

@@ -16,18 +16,29 @@ async fn tokio_read_write_shutdown() {
         let server = async {
             let mut stream = WsStream::new(server);
             let mut got = Vec::new();
-            AsyncReadExt::read_to_end(&mut stream, &mut got).await.unwrap();
+            AsyncReadExt::read_to_end(&mut stream, &mut got)
+                .await
+                .unwrap();
             got
         };
         let client = async {
             let mut stream = WsStream::new(client);
-            AsyncWriteExt::write_all(&mut stream, b"tokio ").await.unwrap();
-            let bufs = [std::io::IoSlice::new(b"vec"), std::io::IoSlice::new(b"tored")];
-            let n = AsyncWriteExt::write_vectored(&mut stream, &bufs).await.unwrap();
+            AsyncWriteExt::write_all(&mut stream, b"tokio ")
+                .await
+                .unwrap();
+            let bufs = [
+                std::io::IoSlice::new(b"vec"),
+                std::io::IoSlice::new(b"tored"),
+            ];
+            let n = AsyncWriteExt::write_vectored(&mut stream, &bufs)
+                .await
+                .unwrap();
             assert_eq!(n, 8);
             AsyncWriteExt::shutdown(&mut stream).await.unwrap();
             let mut rest = Vec::new();
-            AsyncReadExt::read_to_end(&mut stream, &mut rest).await.unwrap();
+            AsyncReadExt::read_to_end(&mut stream, &mut rest)
+                .await
+                .unwrap();
             drop(stream);
             rest
         };
@@ -42,13 +53,23 @@ async fn tokio_read_write_shutdown() {
 async fn tokio_buf_read_lines_and_eof() {
     within(10, async {
         let (mut peer, ws) = ws_pair().await;
-        peer.send(Message::binary(b"first li".to_vec())).await.unwrap();
+        peer.send(Message::binary(b"first li".to_vec()))
+            .await
+            .unwrap();
         peer.send(Message::binary(Vec::new())).await.unwrap();
-        peer.send(Message::binary(b"ne\nsecond line\n".to_vec())).await.unwrap();
+        peer.send(Message::binary(b"ne\nsecond line\n".to_vec()))
+            .await
+            .unwrap();
         peer.close(None).await.unwrap();
         let mut lines = WsStream::new(ws).lines();
-        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("first line"));
-        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("second line"));
+        assert_eq!(
+            lines.next_line().await.unwrap().as_deref(),
+            Some("first line")
+        );
+        assert_eq!(
+            lines.next_line().await.unwrap().as_deref(),
+            Some("second line")
+        );
         assert_eq!(lines.next_line().await.unwrap(), None);
         let _ = BufReader::new(tokio::io::empty()); // BufReader is the usual alternative
     })
