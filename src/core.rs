@@ -229,7 +229,8 @@ impl<T> Core<T> {
             rbuf: Bytes::new(),
             read: ReadState::Open,
             events: VecDeque::new(),
-            pharos: Pharos::default(),
+            // No observer slots until someone observes: idle connections stay small.
+            pharos: Pharos::new(0),
             pharos_closed: false,
             out: Output {
                 buf: BytesMut::new(),
@@ -393,6 +394,9 @@ impl<T: Transport> Core<T> {
                 ReadState::Open => {}
             }
 
+            // Release the spent message first: tungstenite can then reuse its read buffer
+            // instead of allocating a new one.
+            self.rbuf = Bytes::new();
             match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => self.on_message(msg),
                 Poll::Ready(Some(Err(err))) => self.on_error(err),
@@ -706,10 +710,11 @@ impl<T: Transport> Core<T> {
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
-        self.wakers.writer.register(cx.waker());
-        let mut both = Context::from_waker(&self.both);
+        let was_idle = self.out.is_idle();
         if self.out.buf.len() >= self.out.max {
             // Backpressure: the transport must take the full message first.
+            self.wakers.writer.register(cx.waker());
+            let mut both = Context::from_waker(&self.both);
             if let Err(err) = ready!(self.out.poll_send(&mut self.inner, &mut both)) {
                 return Poll::Ready(Err(self.write_failed(err).into()));
             }
@@ -718,12 +723,17 @@ impl<T: Transport> Core<T> {
         if self.out.buf.len() >= self.out.max {
             // Start moving a full message right away; if the sink is busy, the next write or
             // the reader will.
+            let mut both = Context::from_waker(&self.both);
             if let Poll::Ready(Err(err)) = self.out.poll_send(&mut self.inner, &mut both) {
                 self.write_failed(err);
             }
         }
-        // Output is now waiting for a flush: a parked reader pushes it out.
-        self.wakers.reader.wake();
+        if was_idle {
+            // Output now waits for a flush: a parked reader pushes it out. While output is
+            // pending, the reader either has been woken since it appeared or waits on the
+            // transport with a waker that wakes it, so one wake per transition is enough.
+            self.wakers.reader.wake();
+        }
         Poll::Ready(Ok(taken))
     }
 

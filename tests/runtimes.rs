@@ -95,7 +95,9 @@ fn async_std_echo() {
             let (tcp, _) = listener.accept().await.unwrap();
             serve_echo(async_tungstenite::accept_async(tcp).await.unwrap()).await
         });
-        let (ws, _) = async_tungstenite::async_std::connect_async(format!("ws://{addr}/"))
+        // async-std is discontinued upstream; plain `client_async` over its TcpStream still works.
+        let tcp = async_std::net::TcpStream::connect(addr).await.unwrap();
+        let (ws, _) = async_tungstenite::client_async(format!("ws://{addr}/"), tcp)
             .await
             .unwrap();
         client_round_trip(ws).await;
