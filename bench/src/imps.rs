@@ -81,7 +81,9 @@ impl Impl {
     pub fn describe(self) -> &'static str {
         match self {
             Impl::Tcp => "raw `tokio::net::TcpStream`, unbuffered (no WebSocket)",
-            Impl::TcpBuf => "raw TCP, writes through a 64 KiB `tokio::io::BufWriter` (no WebSocket)",
+            Impl::TcpBuf => {
+                "raw TCP, writes through a 64 KiB `tokio::io::BufWriter` (no WebSocket)"
+            }
             Impl::AtMsg => {
                 "raw async-tungstenite 0.35 messages: one `Message::Binary` per write (`feed`, \
                  flushed where the scenario flushes)"
@@ -153,11 +155,9 @@ pub async fn setup(imp: Impl, role: Role, tcp: TcpStream) -> io::Result<Conn> {
 
 async fn handshake(role: Role, tcp: TcpStream, config: Option<WebSocketConfig>) -> io::Result<Ws> {
     match role {
-        Role::Client => {
-            async_tungstenite::tokio::client_async_with_config(REQUEST, tcp, config)
-                .await
-                .map(|(ws, _response)| ws)
-        }
+        Role::Client => async_tungstenite::tokio::client_async_with_config(REQUEST, tcp, config)
+            .await
+            .map(|(ws, _response)| ws),
         Role::Server => async_tungstenite::tokio::accept_async_with_config(tcp, config).await,
     }
     .map_err(io::Error::other)

@@ -29,7 +29,8 @@ USAGE: ws_stream_bench [OPTIONS]
   --pin              pin client and server thread to the same CPU
   --out DIR          write RESULTS.md, throughput.svg and samples.csv to DIR
                      (default: target/ws_stream_bench)
-  --reps N           repetitions per scenario (default: 3 quick, 7 full)
+  --reps N           repetitions per scenario (default: 5 quick, 11 full; 1/3 for
+                     the memory and allocation scenarios)
   --only ID[,ID..]   run only these scenarios (ids: see --list)
   --impls L[,L..]    run only these implementations (labels: see --list)
   --list             list scenarios and implementations
@@ -86,17 +87,17 @@ const MIB: u64 = 1024 * 1024;
 fn plan(quick: bool, reps: Option<usize>) -> Vec<Scenario> {
     let q = |quick_v: usize, full_v: usize| if quick { quick_v } else { full_v };
     let qm = |quick_v: u64, full_v: u64| if quick { quick_v } else { full_v } * MIB;
-    let reps_main = reps.unwrap_or(q(3, 7));
+    let reps_main = reps.unwrap_or(q(5, 11));
     let reps_few = reps.unwrap_or(q(1, 3));
     let bulk_64k = qm(16, 64);
     let bulk_1k = qm(16, 64);
-    let bulk_16 = qm(1, 8);
+    let bulk_16 = qm(2, 8);
     let lines_flush = q(20_000, 100_000);
     let lines_feed = q(100_000, 500_000);
     let rounds = q(2_000, 10_000);
     let alloc_msgs = q(5_000, 20_000);
     let idle_conns = 1_000;
-    let mut v = vec![
+    vec![
         Scenario {
             id: "idle-1000".into(),
             title: format!("Memory per idle endpoint, {idle_conns} connections"),
@@ -163,7 +164,9 @@ fn plan(quick: bool, reps: Option<usize>) -> Vec<Scenario> {
         },
         Scenario {
             id: "allocs-1k".into(),
-            title: format!("Heap allocations per message, {alloc_msgs} writes of 1 KiB, each flushed"),
+            title: format!(
+                "Heap allocations per message, {alloc_msgs} writes of 1 KiB, each flushed"
+            ),
             kind: Kind::Allocs {
                 count: alloc_msgs,
                 size: KIB,
@@ -171,13 +174,7 @@ fn plan(quick: bool, reps: Option<usize>) -> Vec<Scenario> {
             reps: reps_few,
             warmup: false,
         },
-    ];
-    for s in &mut v {
-        if let Kind::Idle { .. } | Kind::Allocs { .. } = s.kind {
-            s.reps = s.reps.min(reps_main);
-        }
-    }
-    v
+    ]
 }
 
 fn main() -> ExitCode {
@@ -204,13 +201,20 @@ fn main() -> ExitCode {
         }
         println!("implementations:");
         for i in Impl::ALL {
-            let avail = if i.available() { "" } else { " (not available in this build)" };
+            let avail = if i.available() {
+                ""
+            } else {
+                " (not available in this build)"
+            };
             println!("  {:<11} {}{avail}", i.label(), i.describe());
         }
         return ExitCode::SUCCESS;
     }
     if let Some(only) = &args.only {
-        if let Some(bad) = only.iter().find(|id| !scenarios.iter().any(|s| &s.id == *id)) {
+        if let Some(bad) = only
+            .iter()
+            .find(|id| !scenarios.iter().any(|s| &s.id == *id))
+        {
             eprintln!("unknown scenario {bad} (see --list)");
             return ExitCode::FAILURE;
         }
@@ -218,7 +222,10 @@ fn main() -> ExitCode {
     }
     let mut impls: Vec<Impl> = Impl::ALL.into_iter().filter(|i| i.available()).collect();
     if let Some(want) = &args.impls {
-        if let Some(bad) = want.iter().find(|l| !Impl::ALL.iter().any(|i| i.label() == *l)) {
+        if let Some(bad) = want
+            .iter()
+            .find(|l| !Impl::ALL.iter().any(|i| i.label() == *l))
+        {
             eprintln!("unknown implementation {bad} (see --list)");
             return ExitCode::FAILURE;
         }
@@ -226,7 +233,10 @@ fn main() -> ExitCode {
     }
     for i in Impl::ALL {
         if !i.available() {
-            eprintln!("note: {} is not available in this build, skipped", i.label());
+            eprintln!(
+                "note: {} is not available in this build, skipped",
+                i.label()
+            );
         }
     }
 
@@ -242,7 +252,11 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    if scenarios.iter().any(|s| matches!(s.kind, Kind::Idle { .. })) && nofile < 2_100 {
+    if scenarios
+        .iter()
+        .any(|s| matches!(s.kind, Kind::Idle { .. }))
+        && nofile < 2_100
+    {
         eprintln!("warning: open-file limit {nofile} is too low for 1,000 connections");
     }
 
@@ -253,7 +267,10 @@ fn main() -> ExitCode {
 
     for (si, scen) in scenarios.iter().enumerate() {
         let t = Instant::now();
-        eprintln!("== {} ({}), {} repetition(s)", scen.title, scen.id, scen.reps);
+        eprintln!(
+            "== {} ({}), {} repetition(s)",
+            scen.title, scen.id, scen.reps
+        );
         if scen.warmup {
             for &imp in &impls {
                 if let Err(e) = scenarios::run(&env, &scen.kind, imp) {
@@ -298,10 +315,7 @@ fn main() -> ExitCode {
         Some(cpu) => format!("client and server pinned to CPU {cpu}"),
         None => "not pinned".into(),
     };
-    let subtitle = format!(
-        "{mode} run, {pinning}; {}",
-        sys::machine()
-    );
+    let subtitle = format!("{mode} run, {pinning}; {}", sys::machine());
 
     let mut md = String::new();
     md.push_str("# ws_stream_bench results\n\n");

@@ -543,9 +543,7 @@ async fn send_lines(
                     sink.feed(line).await.map_err(codec_err)?;
                 }
             }
-            SinkExt::<&str>::flush(&mut sink)
-                .await
-                .map_err(codec_err)?;
+            SinkExt::<&str>::flush(&mut sink).await.map_err(codec_err)?;
         }
         Conn::Msg(ws) => {
             // The message-API equivalent: one binary message per line, newline included.
@@ -590,8 +588,7 @@ async fn receive_lines(
             for i in 0..count {
                 let b = next_binary(ws).await?;
                 let want = lines.get(i).as_bytes();
-                if b.len() != want.len() + 1 || &b[..want.len()] != want || b[want.len()] != b'\n'
-                {
+                if b.len() != want.len() + 1 || &b[..want.len()] != want || b[want.len()] != b'\n' {
                     return Err(bad(i));
                 }
             }

@@ -33,7 +33,8 @@ pub fn first_allowed_cpu() -> io::Result<usize> {
     // SAFETY: cpu_set_t is plain data; zeroed is a valid (empty) set and the kernel fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: pointer and size describe `set`.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -74,10 +75,10 @@ pub fn raise_nofile_limit() -> u64 {
         };
         // SAFETY: `want` is a valid rlimit.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
-            return want.rlim_cur as u64;
+            return want.rlim_cur;
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// A one-line description of the machine: CPU model, logical CPUs, kernel.
