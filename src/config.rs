@@ -1,0 +1,135 @@
+//! Configuration of a [`WsStream`](crate::WsStream).
+
+use std::time::Duration;
+
+/// What to do with text messages from the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TextPolicy {
+    /// Close the connection with 1003 (unsupported data) and end the reader with
+    /// [`WsErr::ReceivedText`](crate::WsErr::ReceivedText) after the bytes that came before.
+    /// A byte stream made of binary messages has no meaning for text; a peer that sends it is
+    /// most likely speaking another protocol.
+    #[default]
+    Reject,
+
+    /// Append the UTF-8 payload of text messages to the byte stream, like binary ones.
+    Accept,
+}
+
+/// Settings of a [`WsStream`](crate::WsStream). Start from [`Config::default()`] and change
+/// what you need; the WebSocket protocol limits themselves (`max_message_size`,
+/// `max_frame_size`, write buffer sizes) belong to tungstenite's `WebSocketConfig`, given when
+/// the `WebSocketStream` is created.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_stream_tungstenite::{Config, TextPolicy};
+///
+/// let config = Config::default()
+///     .max_message_size(16 * 1024)
+///     .text_policy(TextPolicy::Accept)
+///     .close_timeout(Some(Duration::from_secs(3)));
+///
+/// assert_eq!(config.get_max_message_size(), 16 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) max_message_size: usize,
+    pub(crate) text_policy: TextPolicy,
+    pub(crate) close_timeout: Option<Duration>,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) ping_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+            text_policy: TextPolicy::Reject,
+            close_timeout: Some(Self::DEFAULT_CLOSE_TIMEOUT),
+            ping_interval: None,
+            ping_timeout: Self::DEFAULT_PING_TIMEOUT,
+        }
+    }
+}
+
+impl Config {
+    /// Default of [`max_message_size`](Self::max_message_size): 64 KiB.
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+
+    /// Default of [`close_timeout`](Self::close_timeout): 10 s.
+    pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Default of [`ping_timeout`](Self::ping_timeout): 20 s.
+    pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// The largest payload of an outgoing message (default 64 KiB, minimum 1).
+    ///
+    /// Small writes are gathered into one message up to this size; larger writes are cut into
+    /// messages of this size. Smaller values let pings and close frames overtake bulk data
+    /// sooner and keep the write buffer small; larger values cost less per byte. The value is
+    /// further capped so that one frame, header included, always fits tungstenite's
+    /// `max_write_buffer_size`.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1);
+        self
+    }
+
+    /// What to do with text messages (default: [`TextPolicy::Reject`]).
+    pub fn text_policy(mut self, policy: TextPolicy) -> Self {
+        self.text_policy = policy;
+        self
+    }
+
+    /// How long the close handshake may take once a close frame was sent or received (default
+    /// 10 s; `None` waits forever). When it runs out the reader ends with
+    /// [`WsErr::CloseTimeout`](crate::WsErr::CloseTimeout), unless the peer's close frame did
+    /// arrive and only the transport's teardown was slow, which counts as a clean end.
+    pub fn close_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Keepalive (default off): when the peer has sent nothing for this long, send a ping. Any
+    /// frame from the peer counts as a sign of life, so a busy connection never pings.
+    /// Pair with [`ping_timeout`](Self::ping_timeout). Proxies and NATs commonly drop idle
+    /// connections after 60 to 270 s; 30 s is a safe choice for a long-lived stream.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.ping_interval = interval.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Keepalive: how long to wait for any frame after a keepalive ping before the connection is
+    /// declared dead (default 20 s). Has no effect without a
+    /// [`ping_interval`](Self::ping_interval).
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// The configured [`max_message_size`](Self::max_message_size).
+    pub fn get_max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// The configured [`text_policy`](Self::text_policy).
+    pub fn get_text_policy(&self) -> TextPolicy {
+        self.text_policy
+    }
+
+    /// The configured [`close_timeout`](Self::close_timeout).
+    pub fn get_close_timeout(&self) -> Option<Duration> {
+        self.close_timeout
+    }
+
+    /// The configured [`ping_interval`](Self::ping_interval).
+    pub fn get_ping_interval(&self) -> Option<Duration> {
+        self.ping_interval
+    }
+
+    /// The configured [`ping_timeout`](Self::ping_timeout).
+    pub fn get_ping_timeout(&self) -> Duration {
+        self.ping_timeout
+    }
+}

@@ -1,0 +1,257 @@
+//! The byte stream type and its futures-io shell.
+
+use std::{
+    fmt,
+    future::poll_fn,
+    io::{self, IoSlice},
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use async_tungstenite::WebSocketStream;
+use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
+use pharos::{Observable, Observe, ObserveConfig};
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::{Config, WsErr, WsEvent, core::Core, core::Transport};
+
+/// A WebSocket over async-tungstenite's [`WebSocketStream`], as a byte stream.
+///
+/// This is the type to name in your code; it is [`WsIo`] over a `WebSocketStream<S>`, where `S`
+/// is the connection under the WebSocket (TCP, TLS, ...). All methods and trait
+/// implementations are documented on [`WsIo`].
+///
+/// ```
+/// # async fn demo(ws: async_tungstenite::WebSocketStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
+/// use futures::{AsyncReadExt, AsyncWriteExt};
+/// use ws_stream_tungstenite::WsStream;
+///
+/// let mut stream = WsStream::new(ws);
+/// stream.write_all(b"hello").await?;
+/// stream.flush().await?;
+/// let mut reply = Vec::new();
+/// stream.read_to_end(&mut reply).await?; // Ok only after a clean close by the peer
+/// # Ok(()) }
+/// ```
+pub type WsStream<S> = WsIo<WebSocketStream<S>>;
+
+/// A WebSocket as a duplex byte stream: futures-io [`AsyncRead`], [`AsyncBufRead`] and
+/// [`AsyncWrite`] (and tokio's, with the feature `tokio_io`).
+///
+/// `T` is any [`Transport`]: a `Stream` and `Sink` of tungstenite messages, such as
+/// async-tungstenite's or tokio-tungstenite's `WebSocketStream`. Most code names
+/// [`WsStream<S>`], the alias for async-tungstenite.
+///
+/// # The contract
+///
+/// Reading:
+/// - only the payloads of binary messages are read, in order, byte for byte; empty messages are
+///   skipped; text is rejected with close code 1003, or read as bytes under
+///   [`TextPolicy::Accept`](crate::TextPolicy::Accept);
+/// - `Ok(0)` means the peer closed cleanly (close handshake done, code 1000, 1001 or none);
+///   anything else ends in an error: [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) when the
+///   transport ended without a close handshake, the peer's code and reason
+///   ([`WsErr::PeerClosed`]) for other codes, `InvalidData` for bad input (after the bytes that
+///   came before it, and a close frame with the matching code);
+/// - pings, pongs and close frames go to the [observers](#impl-Observable<WsEvent>-for-WsIo<T>),
+///   never into the stream.
+///
+/// Writing:
+/// - small writes are gathered into one message until a flush or until the message is full
+///   ([`Config::max_message_size`], 64 KiB by default); large writes are cut into such messages;
+/// - written bytes go out on `flush`, and also whenever the read side is polled: the reader
+///   pushes pending output before it waits for the peer, and a write wakes a parked reader to do
+///   so. So an echo with [`futures::io::copy`](https://docs.rs/futures/latest/futures/io/fn.copy.html)
+///   over the split halves never stalls. Only a stream that is never read needs explicit
+///   flushes, as with any buffered writer;
+/// - `close` sends a close frame (1000, or the code given to [`close_with`](Self::close_with));
+///   keep reading until EOF to complete the handshake, which
+///   [`Config::close_timeout`] bounds;
+/// - after the connection is closed, writes fail with
+///   [`NotConnected`](io::ErrorKind::NotConnected).
+///
+/// Nothing here panics on peer input, and the stack does not grow with the number of control
+/// frames received.
+///
+/// # Example
+///
+/// A line protocol over a WebSocket with `asynchronous_codec`:
+///
+/// ```
+/// use asynchronous_codec::{Framed, LinesCodec};
+/// use futures::{SinkExt, StreamExt};
+/// use ws_stream_tungstenite::WsStream;
+///
+/// # async fn demo<S>(ws: async_tungstenite::WebSocketStream<S>) -> Result<(), Box<dyn std::error::Error>>
+/// # where S: futures::AsyncRead + futures::AsyncWrite + Unpin {
+/// let mut lines = Framed::new(WsStream::new(ws), LinesCodec);
+/// lines.send("hello\n".to_string()).await?;
+/// while let Some(line) = lines.next().await {
+///     println!("got {}", line?.trim_end());
+/// }
+/// # Ok(()) }
+/// ```
+pub struct WsIo<T> {
+    pub(crate) core: Core<T>,
+}
+
+impl<S> WsIo<WebSocketStream<S>> {
+    /// Wraps an async-tungstenite WebSocket with the default [`Config`].
+    pub fn new(ws: WebSocketStream<S>) -> Self {
+        Self::with_config(ws, Config::default())
+    }
+
+    /// Wraps an async-tungstenite WebSocket with the given [`Config`].
+    ///
+    /// Outgoing messages are also kept small enough for the socket's `WebSocketConfig` write
+    /// buffer limits.
+    pub fn with_config(ws: WebSocketStream<S>, config: Config) -> Self {
+        let ws_config = *ws.get_config();
+        Self {
+            core: Core::new(ws, config, Some(&ws_config)),
+        }
+    }
+}
+
+impl<T> WsIo<T> {
+    /// Wraps any [`Transport`] (for example a tokio-tungstenite `WebSocketStream`).
+    ///
+    /// The transport's write buffer limits are not known here: if you lowered
+    /// `max_write_buffer_size`, lower [`Config::max_message_size`] to match.
+    pub fn from_transport(transport: T, config: Config) -> Self {
+        Self {
+            core: Core::new(transport, config, None),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        self.core.config()
+    }
+
+    /// The largest payload of one outgoing message, once the caps of the configuration and of
+    /// the WebSocket's write buffer are applied.
+    pub fn max_message_size(&self) -> usize {
+        self.core.max_message()
+    }
+
+    /// Gets a reference to the underlying WebSocket.
+    pub fn get_ref(&self) -> &T {
+        &self.core.inner
+    }
+
+    /// Gets a mutable reference to the underlying WebSocket.
+    ///
+    /// Sending or receiving messages through it bypasses this stream's buffers and state: the
+    /// byte stream may then lose or reorder bytes.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.core.inner
+    }
+}
+
+impl<T: Transport> WsIo<T> {
+    /// Closes the connection with this close code and reason, after flushing what was written.
+    ///
+    /// The reason is cut to the 123 bytes a close frame can carry (at a character boundary).
+    /// Keep reading until EOF to complete the handshake. If the close frame was already sent
+    /// (by an earlier `close`), this only flushes.
+    ///
+    /// # Errors
+    ///
+    /// [`WsErr::InvalidCloseCode`] (as `InvalidInput`) for codes that may not be sent (1005,
+    /// 1006, 1015, reserved ranges), and the errors of [`AsyncWriteExt::close`].
+    ///
+    /// [`AsyncWriteExt::close`]: https://docs.rs/futures/latest/futures/io/trait.AsyncWriteExt.html#method.close
+    ///
+    /// ```
+    /// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
+    /// use tungstenite::protocol::frame::coding::CloseCode;
+    ///
+    /// stream.close_with(CloseCode::Library(4000), "shutting down").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
+        self.core.set_close_frame(code, reason)?;
+        poll_fn(|cx| self.core.poll_close(cx)).await
+    }
+}
+
+impl<T> fmt::Debug for WsIo<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (unread, unsent) = self.core.buffered();
+        f.debug_struct("WsStream")
+            .field("state", &self.core.state_name())
+            .field("unread", &unread)
+            .field("unsent", &unsent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> AsyncRead for WsIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut filled = 0;
+        self.get_mut().core.poll_read_with(cx, buf.len(), |chunk| {
+            buf[filled..filled + chunk.len()].copy_from_slice(chunk);
+            filled += chunk.len();
+        })
+    }
+}
+
+impl<T: Transport> AsyncBufRead for WsIo<T> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.get_mut().core.poll_fill_buf(cx)
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.get_mut().core.consume(amt);
+    }
+}
+
+impl<T: Transport> AsyncWrite for WsIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().core.poll_write(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().core.poll_write(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().core.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().core.poll_close(cx)
+    }
+}
+
+/// Observe [`WsEvent`]s: pings, pongs, the peer's close frame, errors and the end.
+///
+/// ```
+/// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> Result<(), ws_stream_tungstenite::WsErr> {
+/// use pharos::{Channel, Observable, ObserveConfig};
+///
+/// // Bounded: a flood of pings cannot grow memory; the reader waits for this observer.
+/// let events = stream.observe(ObserveConfig::default().channel(Channel::Bounded(64))).await?;
+/// # drop(events); Ok(()) }
+/// ```
+impl<T> Observable<WsEvent> for WsIo<T> {
+    type Error = WsErr;
+
+    fn observe(&mut self, options: ObserveConfig<WsEvent>) -> Observe<'_, WsEvent, Self::Error> {
+        let observing = self.core.pharos.observe(options);
+        Box::pin(async move { observing.await.map_err(|_| WsErr::Closed) })
+    }
+}
