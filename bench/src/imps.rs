@@ -195,11 +195,10 @@ async fn public(role: Role, tcp: TcpStream) -> io::Result<Box<dyn Duplex>> {
 
 /// Whether `ours` below is wired up.
 const fn ours_available() -> bool {
-    false
+    true
 }
 
-/// Wraps an established WebSocket in this crate's `WsStream`.
+/// Wraps an established WebSocket in this crate's `WsStream` (default `Config`).
 fn ours(ws: Ws) -> Option<Box<dyn Duplex>> {
-    let _ = ws;
-    None
+    Some(Box::new(ws_stream_tungstenite::WsStream::new(ws)))
 }
