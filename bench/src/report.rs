@@ -351,7 +351,7 @@ impl Results {
             .x_label_area_size(45)
             .y_label_area_size(70)
             .build_cartesian_2d(
-                (0..sizes.len() as u32).into_segmented(),
+                (0..sizes.len().saturating_sub(1) as u32).into_segmented(),
                 (ymin..ymax).log_scale(),
             )?;
         chart
@@ -374,22 +374,24 @@ impl Results {
             })
             .draw()?;
 
-        for (i, (imp, pts)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+        for (imp, pts) in &series {
+            let color = impl_color(*imp);
             let width = if matches!(imp, Impl::Ours | Impl::OursSmallRead) {
                 3
             } else {
                 2
             };
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|p| (x_of(p.0), p.1)),
-                    color.stroke_width(width),
-                ))?
+            let style = color.stroke_width(width);
+            let line = pts.iter().map(|p| (x_of(p.0), p.1));
+            // The raw-TCP baselines are dashed.
+            let drawn = if matches!(imp, Impl::Tcp | Impl::TcpBuf) {
+                chart.draw_series(DashedLineSeries::new(line, 8, 5, style))?
+            } else {
+                chart.draw_series(LineSeries::new(line, style))?
+            };
+            drawn
                 .label(imp.label())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(width))
-                });
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], style));
             chart.draw_series(
                 pts.iter()
                     .map(|p| Circle::new((x_of(p.0), p.1), 4, color.filled())),
@@ -413,6 +415,21 @@ impl Results {
 
 /// (write size, median, min, max) of one implementation's bulk throughput.
 type Point = (f64, f64, f64, f64);
+
+/// A fixed colour per implementation, so charts of different runs compare at a glance.
+fn impl_color(imp: Impl) -> plotters::style::RGBColor {
+    use plotters::style::RGBColor;
+    match imp {
+        Impl::Tcp => RGBColor(130, 130, 130),
+        Impl::TcpBuf => RGBColor(40, 40, 40),
+        Impl::AtMsg => RGBColor(31, 119, 180),
+        Impl::AtBytes => RGBColor(23, 170, 190),
+        Impl::TokioUtil => RGBColor(255, 127, 14),
+        Impl::Public => RGBColor(148, 103, 189),
+        Impl::Ours => RGBColor(214, 39, 40),
+        Impl::OursSmallRead => RGBColor(44, 160, 44),
+    }
+}
 
 fn ratio(v: f64, reference: Option<f64>) -> String {
     match reference {
