@@ -261,6 +261,7 @@ fn main() -> ExitCode {
     }
 
     let env = Env::new(pin);
+    let load_before = sys::load_average();
     let started = Instant::now();
     let mut samples: BTreeMap<(usize, Impl), Vec<Vec<f64>>> = BTreeMap::new();
     let mut errors: BTreeMap<(usize, Impl), Vec<String>> = BTreeMap::new();
@@ -320,9 +321,10 @@ fn main() -> ExitCode {
     let mut md = String::new();
     md.push_str("# ws_stream_bench results\n\n");
     md.push_str(&format!(
-        "- mode: **{mode}**, {pinning}, benchmark time {:.1} s\n- machine: {}\n- command: `cargo run --release -p ws_stream_bench -- {}`\n\n",
+        "- mode: **{mode}**, {pinning}, benchmark time {:.1} s\n- machine: {}\n- load average before / after: {load_before} / {}\n- command: `cargo run --release -p ws_stream_bench -- {}`\n\n",
         elapsed.as_secs_f64(),
         sys::machine(),
+        sys::load_average(),
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     ));
     md.push_str("Implementations:\n\n");

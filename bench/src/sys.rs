@@ -97,3 +97,11 @@ pub fn machine() -> String {
         .unwrap_or_default();
     format!("{model}, {cpus} logical CPUs available, Linux {kernel}")
 }
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as written there.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
