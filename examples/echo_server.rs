@@ -100,6 +100,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 async fn serve(tcp: TcpStream, config: Config, origins: Vec<String>) -> std::io::Result<u64> {
     tcp.set_nodelay(true)?;
+    // The callback's signature is tungstenite's; its error type is an HTTP response.
+    #[allow(clippy::result_large_err, reason = "the signature is tungstenite's")]
     let check_origin = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let origin = req.headers().get("origin").and_then(|o| o.to_str().ok());
         match origin {

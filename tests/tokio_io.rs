@@ -4,8 +4,7 @@
 mod common;
 
 use common::*;
-use futures::SinkExt;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tungstenite::Message;
 use ws_stream_tungstenite::WsStream;
 
@@ -71,7 +70,6 @@ async fn tokio_buf_read_lines_and_eof() {
             Some("second line")
         );
         assert_eq!(lines.next_line().await.unwrap(), None);
-        let _ = BufReader::new(tokio::io::empty()); // BufReader is the usual alternative
     })
     .await;
 }
