@@ -246,6 +246,23 @@ impl<T> Core<T> {
         }
     }
 
+    /// Gives back the unread part of a chunk taken with `poll_take_chunk`.
+    pub(crate) fn put_back_chunk(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.rbuf = chunk;
+        }
+    }
+
+    /// Nothing received is unread and nothing written is unsent.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.rbuf.is_empty() && self.out.is_idle()
+    }
+
+    /// Takes the transport out.
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
+    }
+
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
@@ -397,6 +414,14 @@ impl<T: Transport> Core<T> {
             // Release the spent message first: tungstenite can then reuse its read buffer
             // instead of allocating a new one.
             self.rbuf = Bytes::new();
+            if !self.out.buf.is_empty() && self.write_err.is_none() {
+                // Hand written bytes to tungstenite before it may read the peer's close frame:
+                // after that it refuses data, and bytes written before the close would be lost.
+                let mut both = Context::from_waker(&self.both);
+                if let Poll::Ready(Err(err)) = self.out.poll_send(&mut self.inner, &mut both) {
+                    self.write_err = Some(WsErr::from_tungstenite(err));
+                }
+            }
             match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => self.on_message(msg),
                 Poll::Ready(Some(Err(err))) => self.on_error(err),
@@ -661,6 +686,13 @@ impl<T: Transport> Core<T> {
     pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         ready!(self.poll_fill(cx))?;
         Poll::Ready(Ok(&self.rbuf))
+    }
+
+    /// The unread rest of the current message, taken out (empty at EOF): for a read half that
+    /// keeps its own chunk, since nothing can be borrowed across a lock.
+    pub(crate) fn poll_take_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+        ready!(self.poll_fill(cx))?;
+        Poll::Ready(Ok(std::mem::take(&mut self.rbuf)))
     }
 
     /// `AsyncBufRead::consume`. Consuming more than was handed out is clamped, not a panic.

@@ -62,8 +62,10 @@
 
 mod config;
 mod core;
+mod split;
 #[cfg(feature = "tokio_io")]
 mod tokio_io;
+mod transport;
 mod ws_err;
 mod ws_event;
 mod ws_stream;
@@ -71,6 +73,8 @@ mod ws_stream;
 pub use crate::{
     config::{Config, TextPolicy},
     core::Transport,
+    split::{ReadHalf, ReuniteError, WriteHalf},
+    transport::Joined,
     ws_err::WsErr,
     ws_event::WsEvent,
     ws_stream::{WsIo, WsStream},

@@ -136,6 +136,24 @@ impl<T> WsIo<T> {
         self.core.max_message()
     }
 
+    /// Takes the WebSocket back out, if nothing would be lost: no unread bytes of a received
+    /// message and no written bytes that were not flushed.
+    ///
+    /// # Errors
+    ///
+    /// Gives the stream back when something would be lost: read the rest or flush first.
+    #[allow(
+        clippy::result_large_err,
+        reason = "hands the stream itself back; not a hot path"
+    )]
+    pub fn into_inner(self) -> Result<T, Self> {
+        if self.core.is_drained() {
+            Ok(self.core.into_inner())
+        } else {
+            Err(self)
+        }
+    }
+
     /// Gets a reference to the underlying WebSocket.
     pub fn get_ref(&self) -> &T {
         &self.core.inner

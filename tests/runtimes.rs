@@ -15,15 +15,7 @@ where
     S: futures::AsyncRead + futures::AsyncWrite + Unpin,
 {
     let data = common::pseudo_random(DATA_LEN, 42);
-    let (mut reader, mut writer) = WsStream::new(ws).split();
-    let send = async {
-        for chunk in data.chunks(3000) {
-            writer.write_all(chunk).await.unwrap();
-        }
-        writer.close().await.unwrap();
-    };
-    let (_, back) = futures::join!(send, common::read_all(&mut reader));
-    let back = back.unwrap();
+    let back = common::echo_client(ws, &data).await;
     assert!(back == data, "echo differs");
     back
 }

@@ -135,18 +135,7 @@ async fn copy_echo_over_split_halves_does_not_stall() {
             writer.close().await.unwrap();
             copied
         };
-        let client_side = async {
-            let (mut reader, mut writer) = WsStream::new(client).split();
-            let send = async {
-                // Write in odd sizes and never flush until the end.
-                for chunk in data.chunks(1000) {
-                    writer.write_all(chunk).await.unwrap();
-                }
-                writer.close().await.unwrap();
-            };
-            let (_, back) = futures::join!(send, read_all(&mut reader));
-            back.unwrap()
-        };
+        let client_side = echo_client(client, &data);
         let (copied, back) = futures::join!(echo, client_side);
         assert_eq!(copied, data.len() as u64);
         assert!(back == data, "echoed bytes differ");

@@ -181,3 +181,28 @@ pub async fn read_all<R: futures::AsyncRead + Unpin>(r: &mut R) -> std::io::Resu
         }
     }
 }
+
+/// The client side of an echo: sends `data` in odd-sized writes without flushing while reading
+/// the echo concurrently; closes only after the whole echo arrived (a WebSocket has no
+/// half-close: after a close frame the peer cannot send the rest), then reads to the end.
+pub async fn echo_client<S>(ws: WebSocketStream<S>, data: &[u8]) -> Vec<u8>
+where
+    S: futures::AsyncRead + futures::AsyncWrite + Unpin,
+{
+    let (mut reader, mut writer) = ws_stream_tungstenite::WsStream::new(ws).into_split();
+    let send = async {
+        for chunk in data.chunks(1000) {
+            writer.write_all(chunk).await.expect("write");
+        }
+    };
+    let mut back = vec![0u8; data.len()];
+    let (_, read) = futures::join!(send, reader.read_exact(&mut back));
+    read.expect("the whole echo");
+    writer.close().await.expect("close");
+    assert_eq!(
+        read_all(&mut reader).await.expect("clean end"),
+        b"",
+        "nothing after the echo"
+    );
+    back
+}
