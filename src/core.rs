@@ -560,6 +560,19 @@ impl<T: Transport> Core<T> {
 
     fn on_error(&mut self, err: TungErr) {
         let err = WsErr::from_tungstenite(err);
+        if self.closing.peer.is_some() && err.close_code().is_none() {
+            // The peer's close frame arrived, so the stream is complete; only the transport's
+            // teardown failed. A TLS peer that drops TCP without `close_notify` (as servers on
+            // async-/tokio-tungstenite do) makes rustls report `UnexpectedEof` here: that is no
+            // truncation of the byte stream, just as a slow teardown is not (`on_close_timeout`).
+            debug!("transport error after the peer's close frame, taken as the end: {err}");
+            let result = self.end_result();
+            if let Err(err) = &result {
+                self.emit(WsEvent::Error(Arc::new(err.clone())));
+            }
+            self.finish(result);
+            return;
+        }
         if err.close_code().is_some() {
             // The transport is still writable: tell the peer why. Its input is not readable
             // any more (tungstenite ends the stream after an error), so do not drain.
