@@ -196,6 +196,7 @@ impl<T: Transport> ReadHalf<T> {
 }
 
 impl<T> WriteHalf<T> {
+    #[cfg(feature = "tokio_io")]
     pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<T>> {
         lock(&self.shared)
     }
