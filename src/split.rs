@@ -3,14 +3,14 @@
 use std::{
     fmt,
     future::{poll_fn, ready},
-    io::{self, IoSlice},
+    io,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context, Poll, ready},
 };
 
 use bytes::{Buf, Bytes};
-use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
+use futures_io::{AsyncBufRead, AsyncRead};
 use futures_util::FutureExt;
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -196,7 +196,6 @@ impl<T: Transport> ReadHalf<T> {
 }
 
 impl<T> WriteHalf<T> {
-    #[cfg(feature = "tokio_io")]
     pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<T>> {
         lock(&self.shared)
     }
@@ -209,32 +208,6 @@ impl<T: Transport> AsyncBufRead for ReadHalf<T> {
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
         self.get_mut().consume_chunk(amt);
-    }
-}
-
-impl<T: Transport> AsyncWrite for WriteHalf<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        lock(&self.shared).poll_write(cx, &[IoSlice::new(buf)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        lock(&self.shared).poll_write(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        lock(&self.shared).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        lock(&self.shared).poll_close(cx)
     }
 }
 

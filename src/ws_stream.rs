@@ -14,7 +14,7 @@ use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::{Config, WsErr, WsEvent, core::Core, core::Transport};
+use crate::{Config, WriteHalf, WsErr, WsEvent, core::Core, core::Transport};
 
 /// A WebSocket over async-tungstenite's [`WebSocketStream`], as a byte stream.
 ///
@@ -251,31 +251,44 @@ impl<T: Transport> AsyncBufRead for WsIo<T> {
     }
 }
 
-impl<T: Transport> AsyncWrite for WsIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().core.poll_write(cx, &[IoSlice::new(buf)])
-    }
+/// futures-io `AsyncWrite` for a type whose engine `$core` reaches from `$this`: the same shell
+/// serves the whole stream and its write half.
+macro_rules! futures_write {
+    ($ty:ident, $this:ident => $core:expr) => {
+        impl<T: Transport> AsyncWrite for $ty<T> {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                let $this = self.get_mut();
+                $core.poll_write(cx, &[IoSlice::new(buf)])
+            }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().core.poll_write(cx, bufs)
-    }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                let $this = self.get_mut();
+                $core.poll_write(cx, bufs)
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().core.poll_flush(cx)
-    }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                $core.poll_flush(cx)
+            }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().core.poll_close(cx)
-    }
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                $core.poll_close(cx)
+            }
+        }
+    };
 }
+
+futures_write!(WsIo, this => this.core);
+futures_write!(WriteHalf, this => this.lock_core());
 
 /// Observe [`WsEvent`]s: pings, pongs, the peer's close frame, errors and the end.
 ///
