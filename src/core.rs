@@ -194,6 +194,8 @@ pub(crate) struct Core<T> {
     write_err: Option<WsErr>,
     closing: Closing,
     keepalive: Option<Keepalive>,
+    /// Pings we sent and their send time, to report round trips (bounded).
+    pings: VecDeque<(Bytes, Instant)>,
     wakers: Arc<Wakers>,
     /// Wakes both sides; used for every poll of the sink.
     both: Waker,
@@ -227,7 +229,8 @@ impl<T> Core<T> {
             rbuf: Bytes::new(),
             read: ReadState::Open,
             events: VecDeque::new(),
-            pharos: Pharos::default(),
+            // No observer slots until someone observes: idle connections stay small.
+            pharos: Pharos::new(0),
             pharos_closed: false,
             out: Output {
                 buf: BytesMut::new(),
@@ -237,9 +240,27 @@ impl<T> Core<T> {
             write_err: None,
             closing: Closing::default(),
             keepalive,
+            pings: VecDeque::new(),
             both: Waker::from(Arc::clone(&wakers)),
             wakers,
         }
+    }
+
+    /// Gives back the unread part of a chunk taken with `poll_take_chunk`.
+    pub(crate) fn put_back_chunk(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.rbuf = chunk;
+        }
+    }
+
+    /// Nothing received is unread and nothing written is unsent.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.rbuf.is_empty() && self.out.is_idle()
+    }
+
+    /// Takes the transport out.
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -390,6 +411,17 @@ impl<T: Transport> Core<T> {
                 ReadState::Open => {}
             }
 
+            // Release the spent message first: tungstenite can then reuse its read buffer
+            // instead of allocating a new one.
+            self.rbuf = Bytes::new();
+            if !self.out.buf.is_empty() && self.write_err.is_none() {
+                // Hand written bytes to tungstenite before it may read the peer's close frame:
+                // after that it refuses data, and bytes written before the close would be lost.
+                let mut both = Context::from_waker(&self.both);
+                if let Poll::Ready(Err(err)) = self.out.poll_send(&mut self.inner, &mut both) {
+                    self.write_err = Some(WsErr::from_tungstenite(err));
+                }
+            }
             match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => self.on_message(msg),
                 Poll::Ready(Some(Err(err))) => self.on_error(err),
@@ -452,10 +484,12 @@ impl<T: Transport> Core<T> {
                 match Pin::new(&mut self.inner).poll_ready(&mut both) {
                     Poll::Ready(Ok(())) => {
                         ka.ping_due = false;
-                        let sent = Pin::new(&mut self.inner)
-                            .start_send(Message::Ping(Bytes::from_static(b"keepalive")));
+                        let payload = Bytes::from_static(b"keepalive");
+                        let sent =
+                            Pin::new(&mut self.inner).start_send(Message::Ping(payload.clone()));
                         if sent.is_ok() {
                             trace!("keepalive ping");
+                            remember_ping(&mut self.pings, payload);
                             let _ = Pin::new(&mut self.inner).poll_flush(&mut both);
                         }
                     }
@@ -500,7 +534,19 @@ impl<T: Transport> Core<T> {
                 TextPolicy::Reject => self.fail(WsErr::ReceivedText, true),
             },
             Message::Ping(payload) => self.emit(WsEvent::Ping(payload)),
-            Message::Pong(payload) => self.emit(WsEvent::Pong(payload)),
+            Message::Pong(payload) => {
+                let answered = self.pings.iter().position(|(p, _)| *p == payload);
+                self.emit(WsEvent::Pong(payload));
+                if let Some(i) = answered {
+                    // Pongs answer the latest ping with the same payload; older ones are lost.
+                    let now = Instant::now();
+                    let answered = self.pings.drain(..=i).next_back();
+                    if let Some((payload, sent)) = answered {
+                        let rtt = now.saturating_duration_since(sent);
+                        self.emit(WsEvent::RoundTrip { payload, rtt });
+                    }
+                }
+            }
             Message::Close(frame) => {
                 debug!("the peer sent a close frame: {frame:?}");
                 self.closing.peer = Some(frame.clone());
@@ -514,6 +560,19 @@ impl<T: Transport> Core<T> {
 
     fn on_error(&mut self, err: TungErr) {
         let err = WsErr::from_tungstenite(err);
+        if self.closing.peer.is_some() && err.close_code().is_none() {
+            // The peer's close frame arrived, so the stream is complete; only the transport's
+            // teardown failed. A TLS peer that drops TCP without `close_notify` (as servers on
+            // async-/tokio-tungstenite do) makes rustls report `UnexpectedEof` here: that is no
+            // truncation of the byte stream, just as a slow teardown is not (`on_close_timeout`).
+            debug!("transport error after the peer's close frame, taken as the end: {err}");
+            let result = self.end_result();
+            if let Err(err) = &result {
+                self.emit(WsEvent::Error(Arc::new(err.clone())));
+            }
+            self.finish(result);
+            return;
+        }
         if err.close_code().is_some() {
             // The transport is still writable: tell the peer why. Its input is not readable
             // any more (tungstenite ends the stream after an error), so do not drain.
@@ -642,6 +701,13 @@ impl<T: Transport> Core<T> {
         Poll::Ready(Ok(&self.rbuf))
     }
 
+    /// The unread rest of the current message, taken out (empty at EOF): for a read half that
+    /// keeps its own chunk, since nothing can be borrowed across a lock.
+    pub(crate) fn poll_take_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+        ready!(self.poll_fill(cx))?;
+        Poll::Ready(Ok(std::mem::take(&mut self.rbuf)))
+    }
+
     /// `AsyncBufRead::consume`. Consuming more than was handed out is clamped, not a panic.
     pub(crate) fn consume(&mut self, amount: usize) {
         let amount = amount.min(self.rbuf.len());
@@ -689,10 +755,11 @@ impl<T: Transport> Core<T> {
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
-        self.wakers.writer.register(cx.waker());
-        let mut both = Context::from_waker(&self.both);
+        let was_idle = self.out.is_idle();
         if self.out.buf.len() >= self.out.max {
             // Backpressure: the transport must take the full message first.
+            self.wakers.writer.register(cx.waker());
+            let mut both = Context::from_waker(&self.both);
             if let Err(err) = ready!(self.out.poll_send(&mut self.inner, &mut both)) {
                 return Poll::Ready(Err(self.write_failed(err).into()));
             }
@@ -701,12 +768,17 @@ impl<T: Transport> Core<T> {
         if self.out.buf.len() >= self.out.max {
             // Start moving a full message right away; if the sink is busy, the next write or
             // the reader will.
+            let mut both = Context::from_waker(&self.both);
             if let Poll::Ready(Err(err)) = self.out.poll_send(&mut self.inner, &mut both) {
                 self.write_failed(err);
             }
         }
-        // Output is now waiting for a flush: a parked reader pushes it out.
-        self.wakers.reader.wake();
+        if was_idle {
+            // Output now waits for a flush: a parked reader pushes it out. While output is
+            // pending, the reader either has been woken since it appeared or waits on the
+            // transport with a waker that wakes it, so one wake per transition is enough.
+            self.wakers.reader.wake();
+        }
         Poll::Ready(Ok(taken))
     }
 
@@ -729,6 +801,41 @@ impl<T: Transport> Core<T> {
         self.wakers.writer.register(cx.waker());
         let mut both = Context::from_waker(&self.both);
         match ready!(self.out.poll_flush(&mut self.inner, &mut both, true)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(err) => Poll::Ready(Err(self.write_failed(err).into())),
+        }
+    }
+
+    /// Sends a ping with this payload (at most 125 bytes) and flushes it, ahead of buffered
+    /// bytes that were not handed to the transport yet.
+    pub(crate) fn poll_ping(
+        &mut self,
+        cx: &mut Context<'_>,
+        payload: &mut Option<Bytes>,
+    ) -> Poll<io::Result<()>> {
+        self.writable()?;
+        self.wakers.writer.register(cx.waker());
+        let mut both = Context::from_waker(&self.both);
+        if let Some(p) = payload.take() {
+            if p.len() > 125 {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a ping payload carries at most 125 bytes",
+                )));
+            }
+            if let Poll::Ready(result) = Pin::new(&mut self.inner).poll_ready(&mut both) {
+                if let Err(err) = result
+                    .and_then(|()| Pin::new(&mut self.inner).start_send(Message::Ping(p.clone())))
+                {
+                    return Poll::Ready(Err(self.write_failed(err).into()));
+                }
+                remember_ping(&mut self.pings, p);
+            } else {
+                *payload = Some(p);
+                return Poll::Pending;
+            }
+        }
+        match ready!(Pin::new(&mut self.inner).poll_flush(&mut both)) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(err) => Poll::Ready(Err(self.write_failed(err).into())),
         }
@@ -771,6 +878,14 @@ impl<T: Transport> Core<T> {
             Err(err) => Poll::Ready(Err(self.write_failed(err).into())),
         }
     }
+}
+
+/// Remembers a ping for the round-trip report; keeps the 16 most recent.
+fn remember_ping(pings: &mut VecDeque<(Bytes, Instant)>, payload: Bytes) {
+    if pings.len() == 16 {
+        pings.pop_front();
+    }
+    pings.push_back((payload, Instant::now()));
 }
 
 /// The reason sent with a close frame that this crate chose.

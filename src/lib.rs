@@ -52,14 +52,20 @@
 //! # });
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Peer input must never panic the library; tests may.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod config;
 mod core;
+mod split;
 #[cfg(feature = "tokio_io")]
 mod tokio_io;
+mod transport;
 mod ws_err;
 mod ws_event;
 mod ws_stream;
@@ -67,7 +73,14 @@ mod ws_stream;
 pub use crate::{
     config::{Config, TextPolicy},
     core::Transport,
+    split::{ReadHalf, ReuniteError, WriteHalf},
+    transport::Joined,
     ws_err::WsErr,
     ws_event::WsEvent,
     ws_stream::{WsIo, WsStream},
 };
+
+/// The README's examples compile.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -8,7 +8,7 @@ use std::{
 
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{WsIo, core::Transport};
+use crate::{ReadHalf, WriteHalf, WsIo, core::Transport};
 
 impl<T: Transport> AsyncRead for WsIo<T> {
     fn poll_read(
@@ -35,32 +35,67 @@ impl<T: Transport> AsyncBufRead for WsIo<T> {
     }
 }
 
-impl<T: Transport> AsyncWrite for WsIo<T> {
-    fn poll_write(
+impl<T: Transport> AsyncRead for ReadHalf<T> {
+    fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().core.poll_write(cx, &[IoSlice::new(buf)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().core.poll_write(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().core.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().core.poll_close(cx)
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let room = buf.remaining();
+        self.get_mut()
+            .poll_read_with(cx, room, |chunk| buf.put_slice(chunk))
+            .map_ok(|_| ())
     }
 }
+
+impl<T: Transport> AsyncBufRead for ReadHalf<T> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.get_mut().poll_fill_chunk(cx)
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.get_mut().consume_chunk(amt);
+    }
+}
+
+/// tokio's `AsyncWrite` for a type whose engine `$core` reaches from `$this`.
+macro_rules! tokio_write {
+    ($ty:ident, $this:ident => $core:expr) => {
+        impl<T: Transport> AsyncWrite for $ty<T> {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                let $this = self.get_mut();
+                $core.poll_write(cx, &[IoSlice::new(buf)])
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                let $this = self.get_mut();
+                $core.poll_write(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                $core.poll_flush(cx)
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                $core.poll_close(cx)
+            }
+        }
+    };
+}
+
+tokio_write!(WsIo, this => this.core);
+tokio_write!(WriteHalf, this => this.lock_core());

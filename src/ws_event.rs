@@ -1,6 +1,6 @@
 //! Out-of-band events.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tungstenite::protocol::CloseFrame;
@@ -26,6 +26,15 @@ pub enum WsEvent {
 
     /// The peer sent a pong with this payload.
     Pong(Bytes),
+
+    /// A pong answered a ping that we sent (with [`send_ping`](crate::WsIo::send_ping) or by
+    /// keepalive): its payload and the round-trip time. Follows the [`Pong`](WsEvent::Pong).
+    RoundTrip {
+        /// The payload of the ping and pong.
+        payload: Bytes,
+        /// Time from sending the ping to reading the pong.
+        rtt: Duration,
+    },
 
     /// The peer sent a close frame (its code and reason, or none). For a close that we started,
     /// this is the peer's answer.

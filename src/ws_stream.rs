@@ -9,11 +9,12 @@ use std::{
 };
 
 use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
 use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::{Config, WsErr, WsEvent, core::Core, core::Transport};
+use crate::{Config, WriteHalf, WsErr, WsEvent, core::Core, core::Transport};
 
 /// A WebSocket over async-tungstenite's [`WebSocketStream`], as a byte stream.
 ///
@@ -135,6 +136,24 @@ impl<T> WsIo<T> {
         self.core.max_message()
     }
 
+    /// Takes the WebSocket back out, if nothing would be lost: no unread bytes of a received
+    /// message and no written bytes that were not flushed.
+    ///
+    /// # Errors
+    ///
+    /// Gives the stream back when something would be lost: read the rest or flush first.
+    #[allow(
+        clippy::result_large_err,
+        reason = "hands the stream itself back; not a hot path"
+    )]
+    pub fn into_inner(self) -> Result<T, Self> {
+        if self.core.is_drained() {
+            Ok(self.core.into_inner())
+        } else {
+            Err(self)
+        }
+    }
+
     /// Gets a reference to the underlying WebSocket.
     pub fn get_ref(&self) -> &T {
         &self.core.inner
@@ -176,6 +195,27 @@ impl<T: Transport> WsIo<T> {
     }
 }
 
+impl<T: Transport> WsIo<T> {
+    /// Sends a ping with this payload (at most 125 bytes) and flushes it. The peer's pong is
+    /// reported as [`WsEvent::Pong`] and [`WsEvent::RoundTrip`] (with the round-trip time)
+    /// while the stream is read.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a payload over 125 bytes, `NotConnected` after close, and transport
+    /// errors.
+    ///
+    /// ```
+    /// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
+    /// stream.send_ping(bytes::Bytes::from_static(b"are you there?")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_ping(&mut self, payload: Bytes) -> io::Result<()> {
+        let mut payload = Some(payload);
+        poll_fn(|cx| self.core.poll_ping(cx, &mut payload)).await
+    }
+}
+
 impl<T> fmt::Debug for WsIo<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (unread, unsent) = self.core.buffered();
@@ -211,31 +251,44 @@ impl<T: Transport> AsyncBufRead for WsIo<T> {
     }
 }
 
-impl<T: Transport> AsyncWrite for WsIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().core.poll_write(cx, &[IoSlice::new(buf)])
-    }
+/// futures-io `AsyncWrite` for a type whose engine `$core` reaches from `$this`: the same shell
+/// serves the whole stream and its write half.
+macro_rules! futures_write {
+    ($ty:ident, $this:ident => $core:expr) => {
+        impl<T: Transport> AsyncWrite for $ty<T> {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                let $this = self.get_mut();
+                $core.poll_write(cx, &[IoSlice::new(buf)])
+            }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().core.poll_write(cx, bufs)
-    }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                let $this = self.get_mut();
+                $core.poll_write(cx, bufs)
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().core.poll_flush(cx)
-    }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                $core.poll_flush(cx)
+            }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().core.poll_close(cx)
-    }
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                $core.poll_close(cx)
+            }
+        }
+    };
 }
+
+futures_write!(WsIo, this => this.core);
+futures_write!(WriteHalf, this => this.lock_core());
 
 /// Observe [`WsEvent`]s: pings, pongs, the peer's close frame, errors and the end.
 ///

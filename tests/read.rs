@@ -10,7 +10,7 @@ use std::{
 
 use bytes::Bytes;
 use common::*;
-use futures::{AsyncBufReadExt, AsyncReadExt, SinkExt, Stream, StreamExt};
+use futures::{AsyncBufReadExt, AsyncReadExt, SinkExt, Stream};
 use tungstenite::{
     Message,
     protocol::{CloseFrame, frame::coding::CloseCode},
@@ -28,15 +28,19 @@ fn close(code: u16, reason: &'static str) -> Message {
 async fn binary_payloads_in_order_control_frames_left_out() {
     within(10, async {
         let (mut peer, ws) = ws_pair().await;
-        let mut stream = WsStream::new(ws);
+        let stream = WsStream::new(ws);
         let peer_side = async {
             peer.send(Message::binary(b"one ".to_vec())).await.unwrap();
-            peer.send(Message::Ping(Bytes::from_static(b"ping!"))).await.unwrap();
+            peer.send(Message::Ping(Bytes::from_static(b"ping!")))
+                .await
+                .unwrap();
             peer.send(Message::binary(b"two ".to_vec())).await.unwrap();
-            peer.send(Message::Pong(Bytes::from_static(b"pong!"))).await.unwrap();
+            peer.send(Message::Pong(Bytes::from_static(b"pong!")))
+                .await
+                .unwrap();
             peer.send(Message::binary(b"three".to_vec())).await.unwrap();
             peer.close(None).await.unwrap();
-            drain_messages(&mut peer).await
+            drain_messages(peer).await
         };
         let (_, got) = futures::join!(peer_side, read_all_then_drop(stream));
         assert_eq!(got.unwrap(), b"one two three");
@@ -64,7 +68,11 @@ async fn empty_messages_are_skipped_never_read_as_eof() {
         let n = chunk.len();
         stream.consume_unpin(n);
         let mut buf = [0u8; 16];
-        assert_eq!(stream.read(&mut buf).await.unwrap(), 0, "EOF after the clean close");
+        assert_eq!(
+            stream.read(&mut buf).await.unwrap(),
+            0,
+            "EOF after the clean close"
+        );
     })
     .await;
 }
@@ -77,7 +85,11 @@ async fn fill_buf_hands_out_the_whole_message() {
         let payload = pseudo_random(10_000, 1);
         peer.send(Message::binary(payload.clone())).await.unwrap();
         let chunk = stream.fill_buf().await.unwrap();
-        assert_eq!(chunk, &payload[..], "one message, no copy into a smaller buffer");
+        assert_eq!(
+            chunk,
+            &payload[..],
+            "one message, no copy into a smaller buffer"
+        );
         // Consuming more than available is clamped, not a panic.
         stream.consume_unpin(usize::MAX);
         peer.close(None).await.unwrap();
@@ -110,10 +122,12 @@ async fn one_read_spans_several_buffered_messages() {
 async fn end_with_close(msg: Message) -> io::Result<Vec<u8>> {
     within(10, async {
         let (mut peer, ws) = ws_pair().await;
-        let mut stream = WsStream::new(ws);
-        peer.send(Message::binary(b"before".to_vec())).await.unwrap();
+        let stream = WsStream::new(ws);
+        peer.send(Message::binary(b"before".to_vec()))
+            .await
+            .unwrap();
         peer.send(msg).await.unwrap();
-        let (result, _) = futures::join!(read_all_then_drop(stream), drain_messages(&mut peer));
+        let (result, _) = futures::join!(read_all_then_drop(stream), drain_messages(peer));
         result
     })
     .await
@@ -122,8 +136,14 @@ async fn end_with_close(msg: Message) -> io::Result<Vec<u8>> {
 #[tokio::test]
 async fn clean_close_codes_are_eof() {
     assert_eq!(end_with_close(close(1000, "bye")).await.unwrap(), b"before");
-    assert_eq!(end_with_close(close(1001, "away")).await.unwrap(), b"before");
-    assert_eq!(end_with_close(Message::Close(None)).await.unwrap(), b"before");
+    assert_eq!(
+        end_with_close(close(1001, "away")).await.unwrap(),
+        b"before"
+    );
+    assert_eq!(
+        end_with_close(Message::Close(None)).await.unwrap(),
+        b"before"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +158,9 @@ async fn other_close_codes_are_errors_with_code_and_reason() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    let err = end_with_close(close(1011, "server error")).await.unwrap_err();
+    let err = end_with_close(close(1011, "server error"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
 }
 
@@ -147,7 +169,9 @@ async fn transport_ending_without_close_is_unexpected_eof() {
     within(10, async {
         let (mut peer, ws) = ws_pair().await;
         let mut stream = WsStream::new(ws);
-        peer.send(Message::binary(b"partial".to_vec())).await.unwrap();
+        peer.send(Message::binary(b"partial".to_vec()))
+            .await
+            .unwrap();
         drop(peer); // the pipe ends: no close frame
         let mut got = Vec::new();
         let err = stream.read_to_end(&mut got).await.unwrap_err();
@@ -199,10 +223,7 @@ impl futures::Sink<Message> for Fused {
 async fn never_polls_the_transport_after_its_end() {
     within(10, async {
         let transport = Fused {
-            messages: vec![
-                Ok(Message::binary(b"x".to_vec())),
-                Ok(Message::Close(None)),
-            ],
+            messages: vec![Ok(Message::binary(b"x".to_vec())), Ok(Message::Close(None))],
             ended: false,
         };
         let mut stream = WsIo::from_transport(transport, Config::default());
@@ -218,7 +239,9 @@ async fn never_polls_the_transport_after_its_end() {
         let transport = Fused {
             messages: vec![
                 Ok(Message::binary(b"y".to_vec())),
-                Err(tungstenite::Error::Io(io::ErrorKind::ConnectionReset.into())),
+                Err(tungstenite::Error::Io(
+                    io::ErrorKind::ConnectionReset.into(),
+                )),
             ],
             ended: false,
         };
@@ -246,15 +269,17 @@ async fn many_pings_do_not_grow_the_stack() {
                 .unwrap();
             rt.block_on(within(60, async {
                 let (mut peer, ws) = ws_pair_with(1 << 16, None, None).await;
-                let mut stream = WsStream::new(ws);
+                let stream = WsStream::new(ws);
                 let flood = async {
                     for _ in 0..20_000 {
                         peer.feed(Message::Ping(Bytes::new())).await.unwrap();
                     }
-                    peer.send(Message::binary(b"after the flood".to_vec())).await.unwrap();
+                    peer.send(Message::binary(b"after the flood".to_vec()))
+                        .await
+                        .unwrap();
                     peer.close(None).await.unwrap();
                     // Read the pongs so the pipe never fills up.
-                    drain_messages(&mut peer).await.len()
+                    drain_messages(peer).await.len()
                 };
                 let (pongs, got) = futures::join!(flood, read_all_then_drop(stream));
                 assert_eq!(got.unwrap(), b"after the flood");

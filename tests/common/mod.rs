@@ -112,7 +112,10 @@ pub async fn read_frame(raw: &mut Pipe) -> std::io::Result<(u8, Vec<u8>)> {
     let mut payload = vec![0; len];
     raw.read_exact(&mut payload).await?;
     if let Some(m) = mask {
-        payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= m[i % 4]);
+        payload
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b ^= m[i % 4]);
     }
     Ok((head[0] & 0x0F, payload))
 }
@@ -133,8 +136,9 @@ pub async fn send_raw(raw: &mut Pipe, bytes: &[u8]) {
     raw.flush().await.expect("raw flush");
 }
 
-/// Collects every message a plain WebSocket peer receives until the stream ends.
-pub async fn drain_messages(ws: &mut Ws) -> Vec<tungstenite::Message> {
+/// Collects every message a plain WebSocket peer receives until the stream ends, then drops
+/// the peer (closing its end of the pipe, as a server does after the close handshake).
+pub async fn drain_messages(mut ws: Ws) -> Vec<tungstenite::Message> {
     let mut all = Vec::new();
     while let Some(Ok(msg)) = ws.next().await {
         all.push(msg);
@@ -157,9 +161,48 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 
 /// Reads to the end, then drops the stream, which closes the transport so that a peer waiting
 /// for the end of the connection gets it (a server would do the same).
-pub async fn read_all_then_drop<R: futures::AsyncRead + Unpin>(mut r: R) -> std::io::Result<Vec<u8>> {
-    let mut got = Vec::new();
-    let result = r.read_to_end(&mut got).await;
+pub async fn read_all_then_drop<R: futures::AsyncRead + Unpin>(
+    mut r: R,
+) -> std::io::Result<Vec<u8>> {
+    let result = read_all(&mut r).await;
     drop(r);
-    result.map(|_| got)
+    result
+}
+
+/// Reads to the end in 64 KiB steps. (futures' `read_to_end` zeroes the spare capacity of its
+/// vector on every poll, which is quadratic for large transfers that arrive in small pieces.)
+pub async fn read_all<R: futures::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf).await? {
+            0 => return Ok(got),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The client side of an echo: sends `data` in odd-sized writes without flushing while reading
+/// the echo concurrently; closes only after the whole echo arrived (a WebSocket has no
+/// half-close: after a close frame the peer cannot send the rest), then reads to the end.
+pub async fn echo_client<S>(ws: WebSocketStream<S>, data: &[u8]) -> Vec<u8>
+where
+    S: futures::AsyncRead + futures::AsyncWrite + Unpin,
+{
+    let (mut reader, mut writer) = ws_stream_tungstenite::WsStream::new(ws).into_split();
+    let send = async {
+        for chunk in data.chunks(1000) {
+            writer.write_all(chunk).await.expect("write");
+        }
+    };
+    let mut back = vec![0u8; data.len()];
+    let (_, read) = futures::join!(send, reader.read_exact(&mut back));
+    read.expect("the whole echo");
+    writer.close().await.expect("close");
+    assert_eq!(
+        read_all(&mut reader).await.expect("clean end"),
+        b"",
+        "nothing after the echo"
+    );
+    back
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Checks that every feature combination builds, that the library builds on its MSRV, and that
+# the docs build without warnings (the docs.rs way where a nightly toolchain is at hand).
+#
+# Usage: scripts/check-features.sh [--quick]
+#   --quick   feature combinations only (no MSRV, no docs): about a minute on a warm cache.
+#
+# Environment:
+#   MSRV_INSTALL=0   do not try `rustup toolchain install` for the MSRV (default: try, 5 min max)
+#   MSRV=1.xx        the toolchain to check with (default: `rust-version` in Cargo.toml)
+#
+# A missing MSRV or nightly toolchain is reported, not a failure; any failed check is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[[ "${1:-}" == "--quick" ]] && quick=true
+
+run() {
+    echo "+ $*"
+    "$@"
+}
+
+# The crate has one feature, `tokio_io`; with `cargo hack` this would be
+# `cargo hack check --feature-powerset --all-targets`, spelled out here to need no extra tool.
+# Examples and tests that need a feature declare `required-features` and are skipped without it.
+run cargo check --no-default-features
+run cargo check --no-default-features --all-targets
+run cargo check --features tokio_io
+run cargo check --features tokio_io --all-targets
+run cargo check --all-features --all-targets
+
+if $quick; then
+    echo "feature checks passed (--quick: MSRV and docs skipped)"
+    exit 0
+fi
+
+# MSRV: the library with all features (dev-dependencies may need a newer Rust, and only the
+# library is what users build).
+msrv=${MSRV:-$(sed -n 's/^rust-version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)}
+have_msrv=false
+if rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+    have_msrv=true
+elif [[ "${MSRV_INSTALL:-1}" != 0 ]] &&
+    timeout 300 rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1; then
+    have_msrv=true
+fi
+if $have_msrv; then
+    run cargo "+$msrv" check --lib --all-features
+else
+    echo "NOTE: the MSRV toolchain $msrv is unavailable (rustup could not install it);"
+    echo "      checking the library with stable instead, which does not prove that it"
+    echo "      compiles on Rust $msrv (the resolver setting only keeps a re-resolution of"
+    echo "      Cargo.lock to versions that declare support for $msrv)."
+    CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback run cargo +stable check --lib --all-features
+fi
+
+# Docs with warnings denied. `--cfg docsrs` turns on `feature(doc_cfg)`, which only nightly
+# accepts; on stable the same docs are built without it.
+if rustup run nightly rustdoc --version >/dev/null 2>&1; then
+    RUSTDOCFLAGS="--cfg docsrs -D warnings" run cargo +nightly doc --all-features --no-deps
+else
+    echo "NOTE: no nightly toolchain: the docs.rs build (--cfg docsrs) is not checked;"
+    echo "      checking the docs on stable without it."
+fi
+RUSTDOCFLAGS="-D warnings" run cargo doc --all-features --no-deps
+
+echo "feature, MSRV and doc checks passed"
