@@ -168,6 +168,9 @@ struct Closing {
     peer: Option<Option<CloseFrame>>,
     /// Running once a close frame was sent or received.
     deadline: Option<Delay>,
+    /// The input ended after the peer's close frame, and tungstenite's answer to it may still
+    /// sit in its write buffer (it does not wait for a busy transport): flush before EOF.
+    answer_pending: bool,
 }
 
 impl Closing {
@@ -310,7 +313,9 @@ impl<T> Core<T> {
             Err(err) => debug!("WebSocket ended: {err}"),
         }
         self.read = ReadState::Done(result);
-        self.closing.deadline = None;
+        if !self.closing.answer_pending {
+            self.closing.deadline = None;
+        }
         self.keepalive = None;
         self.rbuf.clear();
         self.emit(WsEvent::Closed);
@@ -361,6 +366,7 @@ impl<T: Transport> Core<T> {
     // |---------|----------------------------------|-------------------------------------|---------|
     // | any     | unread bytes                     | hand them out                       | same    |
     // | any     | events queued                    | deliver (observers may push back)   | same    |
+    // | Done    | answer to peer's close unsent    | flush it (bounded by close timeout) | Done    |
     // | Done    |                                  | EOF or the error, every time        | Done    |
     // | Failing | close frame not queued           | queue it (sink ready?)              | Failing |
     // | Failing | not flushed                      | flush                               | Failing |
@@ -380,6 +386,9 @@ impl<T: Transport> Core<T> {
                 return Poll::Ready(Ok(()));
             }
             ready!(self.poll_events(cx));
+            if self.closing.answer_pending && matches!(self.read, ReadState::Done(_)) {
+                ready!(self.poll_close_answer(cx));
+            }
 
             match &self.read {
                 ReadState::Done(result) => return Poll::Ready(result.clone()),
@@ -394,6 +403,10 @@ impl<T: Transport> Core<T> {
                 Poll::Ready(Some(Ok(msg))) => self.on_message(msg),
                 Poll::Ready(Some(Err(err))) => self.on_error(err),
                 Poll::Ready(None) => {
+                    // EOF promises a complete handshake: our answer must reach the peer.
+                    self.closing.answer_pending = self.closing.peer.is_some()
+                        && !self.closing.sent
+                        && self.write_err.is_none();
                     let result = self.end_result();
                     if let Err(err) = &result {
                         self.emit(WsEvent::Error(Arc::new(err.clone())));
@@ -423,6 +436,26 @@ impl<T: Transport> Core<T> {
             }
         }
         self.poll_keepalive(cx)
+    }
+
+    /// Flushes tungstenite's answer to the peer's close frame after the input ended; gives up
+    /// when the transport fails or the close timeout runs out (the bytes are all read anyway).
+    fn poll_close_answer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.wakers.reader.register(cx.waker());
+        let mut both = Context::from_waker(&self.both);
+        if Pin::new(&mut self.inner).poll_flush(&mut both).is_pending() {
+            let expired = self
+                .closing
+                .deadline
+                .as_mut()
+                .is_some_and(|deadline| Pin::new(deadline).poll(cx).is_ready());
+            if !expired {
+                return Poll::Pending;
+            }
+        }
+        self.closing.answer_pending = false;
+        self.closing.deadline = None;
+        Poll::Ready(())
     }
 
     fn on_close_timeout(&mut self) {
