@@ -325,14 +325,19 @@ impl<T> Core<T> {
     fn fail(&mut self, err: WsErr, drain: bool) {
         debug!("closing the WebSocket because of: {err}");
         self.emit(WsEvent::Error(Arc::new(err.clone())));
-        let frame = err.close_code().map(|code| CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason_for(code)),
-        });
+        // After a write error the transport is not written again: no close frame, no flush.
+        let writable = self.write_err.is_none();
+        let frame = err
+            .close_code()
+            .filter(|_| writable)
+            .map(|code| CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason_for(code)),
+            });
         self.read = ReadState::Failing {
             err,
             frame,
-            flushed: false,
+            flushed: !writable,
             drain,
         };
         self.rbuf.clear();
@@ -480,7 +485,7 @@ impl<T: Transport> Core<T> {
             return Poll::Pending;
         };
         loop {
-            if ka.ping_due {
+            if ka.ping_due && self.write_err.is_none() {
                 let mut both = Context::from_waker(&self.both);
                 match Pin::new(&mut self.inner).poll_ready(&mut both) {
                     Poll::Ready(Ok(())) => {

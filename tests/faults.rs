@@ -290,3 +290,34 @@ fn close_answer_goes_out_before_eof() {
         }
     }
 }
+
+/// After a write failed, bad input from the peer must not make the stream write to the failed
+/// transport again (the close frame it would send cannot go out): the reader still gets the
+/// bytes before the bad input and the bad input's error. (Found by the fuzzer.)
+#[test]
+fn no_close_frame_after_a_write_error() {
+    for client in [false, true] {
+        let wire = [
+            Frame::new(frames::BINARY, b"x".to_vec())
+                .sent_by_client(!client)
+                .encode(),
+            Frame::new(frames::TEXT, b"bad".to_vec())
+                .sent_by_client(!client)
+                .encode(),
+        ]
+        .concat();
+        let io = FaultIo::new(wire, InputEnd::Eof).write_fault(0, ErrorKind::BrokenPipe);
+        let record = io.recorder();
+        let (flushed, (got, result)) = drive(async {
+            let ws = WebSocketStream::from_raw_socket(io, role(client), None).await;
+            let mut stream = WsStream::new(ws);
+            stream.write_all(b"hello").await.unwrap();
+            let flushed = stream.flush().await.map_err(|e| e.kind());
+            (flushed, read_all(&mut stream, false).await)
+        });
+        assert_eq!(flushed, Err(ErrorKind::BrokenPipe));
+        assert_eq!(got, b"x");
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::InvalidData);
+        assert!(record.written().is_empty());
+    }
+}
