@@ -569,6 +569,9 @@ impl<T: Transport> Core<T> {
 
     /// Drives a failing connection: close frame out, flushed, input drained, then final.
     fn poll_failing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Register before polling the sink: a transport may wake during the poll (tokio's
+        // cooperative budget does), and that wake must reach this task, not an older waker.
+        self.wakers.reader.register(cx.waker());
         loop {
             let ReadState::Failing {
                 frame,
@@ -638,7 +641,6 @@ impl<T: Transport> Core<T> {
                 return Poll::Ready(());
             };
             if step.is_pending() {
-                self.wakers.reader.register(cx.waker());
                 if let Some(deadline) = &mut self.closing.deadline {
                     if Pin::new(deadline).poll(cx).is_ready() {
                         self.on_close_timeout();

@@ -321,3 +321,44 @@ fn no_close_frame_after_a_write_error() {
         assert!(record.written().is_empty());
     }
 }
+
+/// While the stream sends its close frame after bad input, the transport returns `Pending`
+/// and wakes the task at once (as tokio's cooperative budget does): that wake-up must not be
+/// lost, or the reader hangs. (Found by the fuzzer; `drive` panics on a lost wake-up.)
+#[test]
+fn no_lost_wakeup_while_failing() {
+    for client in [false, true] {
+        for stalls in 0..6 {
+            let wire = [
+                Frame::new(frames::BINARY, b"x".to_vec())
+                    .sent_by_client(!client)
+                    .encode(),
+                Frame::new(0xB, b"?".to_vec())
+                    .sent_by_client(!client)
+                    .encode(),
+            ]
+            .concat();
+            let io = FaultIo::new(wire, InputEnd::Eof).stall_writes(stalls);
+            let record = io.recorder();
+            let ws = drive(WebSocketStream::from_raw_socket(io, role(client), None));
+            let mut stream = WsStream::new(ws);
+            // One executor run (one waker) per read, as when the reader moves between tasks.
+            let mut got = Vec::new();
+            let err = loop {
+                let mut buf = [0u8; 13];
+                match drive(stream.read(&mut buf)) {
+                    Ok(0) => panic!("EOF after bad input"),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(err) => break err,
+                }
+            };
+            assert_eq!(got, b"x");
+            assert_eq!(err.kind(), ErrorKind::InvalidData);
+            let sent = frames::decode_all(&record.written());
+            assert_eq!(
+                sent.last().and_then(frames::Decoded::close_code),
+                Some(1002)
+            );
+        }
+    }
+}
