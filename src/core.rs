@@ -407,17 +407,7 @@ impl<T: Transport> Core<T> {
             match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => self.on_message(msg),
                 Poll::Ready(Some(Err(err))) => self.on_error(err),
-                Poll::Ready(None) => {
-                    // EOF promises a complete handshake: our answer must reach the peer.
-                    self.closing.answer_pending = self.closing.peer.is_some()
-                        && !self.closing.sent
-                        && self.write_err.is_none();
-                    let result = self.end_result();
-                    if let Err(err) = &result {
-                        self.emit(WsEvent::Error(Arc::new(err.clone())));
-                    }
-                    self.finish(result);
-                }
+                Poll::Ready(None) => self.input_ended(true),
                 Poll::Pending => ready!(self.park(cx)),
             }
         }
@@ -550,7 +540,31 @@ impl<T: Transport> Core<T> {
         }
     }
 
+    /// The input ended: the close handshake decides whether that is EOF. `writable`: the
+    /// transport did not fail.
+    fn input_ended(&mut self, writable: bool) {
+        // EOF promises a complete handshake: our answer must reach the peer.
+        self.closing.answer_pending = writable
+            && self.closing.peer.is_some()
+            && !self.closing.sent
+            && self.write_err.is_none();
+        let result = self.end_result();
+        if let Err(err) = &result {
+            self.emit(WsEvent::Error(Arc::new(err.clone())));
+        }
+        self.finish(result);
+    }
+
     fn on_error(&mut self, err: TungErr) {
+        if self.closing.peer.is_some() {
+            // The peer's close frame arrived: the stream is complete and that frame decides
+            // how it ends; what the transport yields after it (trailing bytes, a reset) changes
+            // nothing. tungstenite only reads past the close frame when its answer could not
+            // be written at once, so without this the end would depend on the timing.
+            debug!("after the peer's close frame, ignoring: {err}");
+            self.input_ended(!matches!(err, TungErr::Io(_)));
+            return;
+        }
         let err = WsErr::from_tungstenite(err);
         if err.close_code().is_some() {
             // The transport is still writable: tell the peer why. Its input is not readable

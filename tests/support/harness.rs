@@ -171,6 +171,17 @@ pub fn oracle(setup: &Setup, input: &[u8]) -> Expected {
             Ok(Message::Text(_)) => break (Some(io::ErrorKind::InvalidData), Some(1003)),
             Ok(Message::Close(frame)) => peer_close = Some(frame),
             Ok(_) => {}
+            // After the peer's close frame, the end is decided by that frame, whatever follows.
+            Err(_) if peer_close.is_some() => {
+                let code = peer_close
+                    .as_ref()
+                    .and_then(|f| f.as_ref())
+                    .map(|f| u16::from(f.code));
+                break match code {
+                    None | Some(1000 | 1001) => (None, None),
+                    Some(_) => (Some(io::ErrorKind::ConnectionAborted), None),
+                };
+            }
             Err(TungErr::ConnectionClosed | TungErr::AlreadyClosed) => {
                 let code = peer_close
                     .as_ref()
