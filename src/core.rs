@@ -609,6 +609,8 @@ impl<T: Transport> Core<T> {
                             if Pin::new(&mut self.inner).start_send(close).is_ok() {
                                 self.closing.sent = true;
                             } else {
+                                // The transport failed: it is not written again.
+                                *flushed = true;
                                 *drain = false;
                             }
                             Poll::Ready(())

@@ -356,3 +356,22 @@ fn no_lost_wakeup_while_failing() {
         }
     }
 }
+
+/// Bad input, and the close frame that answers it meets a write error: the reader ends with
+/// the bad input's error and the failed transport is not written again. (Found by the fuzzer.)
+#[test]
+fn close_frame_meets_a_write_error() {
+    for client in [false, true] {
+        for at in 0..3 {
+            let wire = Frame::new(0x3, b"?".to_vec()).sent_by_client(!client).encode();
+            let io = FaultIo::new(wire, InputEnd::Eof).write_fault(at, ErrorKind::BrokenPipe);
+            let (got, result) = drive(async {
+                let ws = WebSocketStream::from_raw_socket(io, role(client), None).await;
+                let mut stream = WsStream::new(ws);
+                read_all(&mut stream, false).await
+            });
+            assert!(got.is_empty());
+            assert_eq!(result.unwrap_err().kind(), ErrorKind::InvalidData);
+        }
+    }
+}
