@@ -201,6 +201,7 @@ fn write_fault_at_every_offset() {
                     let frames = frames::decode_all(&written);
                     let sent = frames::binary_payload(&frames);
                     assert_eq!(sent[..], data[..sent.len()], "{ctx}");
+                    assert_eq!(record.lock().writes_after_error, 0, "{ctx}: wrote again");
                     if record.lock().write_failed {
                         assert_eq!(outcome.0, Some(kind), "{ctx}");
                         assert_eq!(outcome.1[0], Some(kind), "{ctx}: write after the fault");
@@ -313,6 +314,7 @@ fn no_close_frame_after_a_write_error() {
         assert_eq!(got, b"x");
         assert_eq!(result.unwrap_err().kind(), ErrorKind::InvalidData);
         assert!(record.written().is_empty());
+        assert_eq!(record.lock().writes_after_error, 0, "wrote again after the error");
     }
 }
 
@@ -365,6 +367,7 @@ fn close_frame_meets_a_write_error() {
         for at in 0..3 {
             let wire = Frame::new(0x3, b"?".to_vec()).sent_by_client(!client).encode();
             let io = FaultIo::new(wire, InputEnd::Eof).write_fault(at, ErrorKind::BrokenPipe);
+            let record = io.recorder();
             let (got, result) = drive(async {
                 let ws = WebSocketStream::from_raw_socket(io, role(client), None).await;
                 let mut stream = WsStream::new(ws);
@@ -372,6 +375,7 @@ fn close_frame_meets_a_write_error() {
             });
             assert!(got.is_empty());
             assert_eq!(result.unwrap_err().kind(), ErrorKind::InvalidData);
+            assert_eq!(record.lock().writes_after_error, 0, "wrote again after the error");
         }
     }
 }
