@@ -776,11 +776,14 @@ impl<T: Transport> Core<T> {
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Err(err) = self.writable() {
             // Nothing to flush is fine; stranded bytes are reported, never dropped silently.
-            return Poll::Ready(if self.out.buf.is_empty() {
-                Ok(())
-            } else {
-                Err(err.into())
-            });
+            if !self.out.buf.is_empty() || (self.write_err.is_some() && self.out.unflushed) {
+                return Poll::Ready(Err(err.into()));
+            }
+            if !self.out.unflushed {
+                return Poll::Ready(Ok(()));
+            }
+            // A message went into the sink before the connection closed, unflushed: it may
+            // still go out (the transport can be writable after the input ended). Flush it.
         }
         self.wakers.writer.register(cx.waker());
         let mut both = Context::from_waker(&self.both);

@@ -314,7 +314,11 @@ fn no_close_frame_after_a_write_error() {
         assert_eq!(got, b"x");
         assert_eq!(result.unwrap_err().kind(), ErrorKind::InvalidData);
         assert!(record.written().is_empty());
-        assert_eq!(record.lock().writes_after_error, 0, "wrote again after the error");
+        assert_eq!(
+            record.lock().writes_after_error,
+            0,
+            "wrote again after the error"
+        );
     }
 }
 
@@ -365,7 +369,9 @@ fn no_lost_wakeup_while_failing() {
 fn close_frame_meets_a_write_error() {
     for client in [false, true] {
         for at in 0..3 {
-            let wire = Frame::new(0x3, b"?".to_vec()).sent_by_client(!client).encode();
+            let wire = Frame::new(0x3, b"?".to_vec())
+                .sent_by_client(!client)
+                .encode();
             let io = FaultIo::new(wire, InputEnd::Eof).write_fault(at, ErrorKind::BrokenPipe);
             let record = io.recorder();
             let (got, result) = drive(async {
@@ -375,7 +381,45 @@ fn close_frame_meets_a_write_error() {
             });
             assert!(got.is_empty());
             assert_eq!(result.unwrap_err().kind(), ErrorKind::InvalidData);
-            assert_eq!(record.lock().writes_after_error, 0, "wrote again after the error");
+            assert_eq!(
+                record.lock().writes_after_error,
+                0,
+                "wrote again after the error"
+            );
+        }
+    }
+}
+
+/// Bytes handed to tungstenite but not flushed yet when the input ends: a later flush either
+/// gets them out (`Ok`) or reports an error, never `Ok` with the bytes left behind.
+/// (Found by the fuzzer.)
+#[test]
+fn flush_after_the_end_does_not_strand_bytes() {
+    for client in [false, true] {
+        for truncated in [false, true] {
+            let input = if truncated {
+                Vec::new()
+            } else {
+                let close = Frame::new(frames::CLOSE, frames::close_payload(1000, ""));
+                close.sent_by_client(!client).encode()
+            };
+            let io = FaultIo::new(input, InputEnd::Eof);
+            let record = io.recorder();
+            let (flushed, end) = drive(async {
+                let ws = WebSocketStream::from_raw_socket(io, role(client), None).await;
+                let config = Config::default().max_message_size(4);
+                let mut stream = WsStream::with_config(ws, config);
+                // A full message goes into tungstenite's write buffer, unflushed.
+                assert_eq!(stream.write(b"hello").await.unwrap(), 4);
+                let mut buf = [0u8; 8];
+                let end = stream.read(&mut buf).await.map_err(|e| e.kind());
+                (stream.flush().await.map_err(|e| e.kind()), end)
+            });
+            let ctx = format!("client {client}, truncated {truncated}, end {end:?}");
+            let sent = frames::binary_payload(&frames::decode_all(&record.written()));
+            if flushed.is_ok() {
+                assert_eq!(sent, b"hell", "{ctx}: flush said Ok");
+            }
         }
     }
 }
