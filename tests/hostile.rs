@@ -595,7 +595,11 @@ fn both_ends_close_at_once() {
         };
         let (got_a, got_b) = join(read_a, read_b).await;
         assert_eq!((&got_a[..], &got_b[..]), (&b"from b"[..], &b"from a"[..]));
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     });
 }
 
