@@ -168,6 +168,9 @@ struct Closing {
     peer: Option<Option<CloseFrame>>,
     /// Running once a close frame was sent or received.
     deadline: Option<Delay>,
+    /// The input ended after the peer's close frame, and tungstenite's answer to it may still
+    /// sit in its write buffer (it does not wait for a busy transport): flush before EOF.
+    answer_pending: bool,
 }
 
 impl Closing {
@@ -331,7 +334,9 @@ impl<T> Core<T> {
             Err(err) => debug!("WebSocket ended: {err}"),
         }
         self.read = ReadState::Done(result);
-        self.closing.deadline = None;
+        if !self.closing.answer_pending {
+            self.closing.deadline = None;
+        }
         self.keepalive = None;
         self.rbuf.clear();
         self.emit(WsEvent::Closed);
@@ -341,14 +346,19 @@ impl<T> Core<T> {
     fn fail(&mut self, err: WsErr, drain: bool) {
         debug!("closing the WebSocket because of: {err}");
         self.emit(WsEvent::Error(Arc::new(err.clone())));
-        let frame = err.close_code().map(|code| CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason_for(code)),
-        });
+        // After a write error the transport is not written again: no close frame, no flush.
+        let writable = self.write_err.is_none();
+        let frame = err
+            .close_code()
+            .filter(|_| writable)
+            .map(|code| CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason_for(code)),
+            });
         self.read = ReadState::Failing {
             err,
             frame,
-            flushed: false,
+            flushed: !writable,
             drain,
         };
         self.rbuf.clear();
@@ -382,6 +392,7 @@ impl<T: Transport> Core<T> {
     // |---------|----------------------------------|-------------------------------------|---------|
     // | any     | unread bytes                     | hand them out                       | same    |
     // | any     | events queued                    | deliver (observers may push back)   | same    |
+    // | Done    | answer to peer's close unsent    | flush it (bounded by close timeout) | Done    |
     // | Done    |                                  | EOF or the error, every time        | Done    |
     // | Failing | close frame not queued           | queue it (sink ready?)              | Failing |
     // | Failing | not flushed                      | flush                               | Failing |
@@ -401,6 +412,9 @@ impl<T: Transport> Core<T> {
                 return Poll::Ready(Ok(()));
             }
             ready!(self.poll_events(cx));
+            if self.closing.answer_pending && matches!(self.read, ReadState::Done(_)) {
+                ready!(self.poll_close_answer(cx));
+            }
 
             match &self.read {
                 ReadState::Done(result) => return Poll::Ready(result.clone()),
@@ -425,13 +439,7 @@ impl<T: Transport> Core<T> {
             match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => self.on_message(msg),
                 Poll::Ready(Some(Err(err))) => self.on_error(err),
-                Poll::Ready(None) => {
-                    let result = self.end_result();
-                    if let Err(err) = &result {
-                        self.emit(WsEvent::Error(Arc::new(err.clone())));
-                    }
-                    self.finish(result);
-                }
+                Poll::Ready(None) => self.input_ended(true),
                 Poll::Pending => ready!(self.park(cx)),
             }
         }
@@ -457,6 +465,26 @@ impl<T: Transport> Core<T> {
         self.poll_keepalive(cx)
     }
 
+    /// Flushes tungstenite's answer to the peer's close frame after the input ended; gives up
+    /// when the transport fails or the close timeout runs out (the bytes are all read anyway).
+    fn poll_close_answer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.wakers.reader.register(cx.waker());
+        let mut both = Context::from_waker(&self.both);
+        if Pin::new(&mut self.inner).poll_flush(&mut both).is_pending() {
+            let expired = self
+                .closing
+                .deadline
+                .as_mut()
+                .is_some_and(|deadline| Pin::new(deadline).poll(cx).is_ready());
+            if !expired {
+                return Poll::Pending;
+            }
+        }
+        self.closing.answer_pending = false;
+        self.closing.deadline = None;
+        Poll::Ready(())
+    }
+
     fn on_close_timeout(&mut self) {
         match std::mem::replace(&mut self.read, ReadState::Open) {
             ReadState::Failing { err, .. } => self.finish(Err(err)),
@@ -479,7 +507,7 @@ impl<T: Transport> Core<T> {
             return Poll::Pending;
         };
         loop {
-            if ka.ping_due {
+            if ka.ping_due && self.write_err.is_none() {
                 let mut both = Context::from_waker(&self.both);
                 match Pin::new(&mut self.inner).poll_ready(&mut both) {
                     Poll::Ready(Ok(())) => {
@@ -558,7 +586,31 @@ impl<T: Transport> Core<T> {
         }
     }
 
+    /// The input ended: the close handshake decides whether that is EOF. `writable`: the
+    /// transport did not fail.
+    fn input_ended(&mut self, writable: bool) {
+        // EOF promises a complete handshake: our answer must reach the peer.
+        self.closing.answer_pending = writable
+            && self.closing.peer.is_some()
+            && !self.closing.sent
+            && self.write_err.is_none();
+        let result = self.end_result();
+        if let Err(err) = &result {
+            self.emit(WsEvent::Error(Arc::new(err.clone())));
+        }
+        self.finish(result);
+    }
+
     fn on_error(&mut self, err: TungErr) {
+        if self.closing.peer.is_some() {
+            // The peer's close frame arrived: the stream is complete and that frame decides
+            // how it ends; what the transport yields after it (trailing bytes, a reset) changes
+            // nothing. tungstenite only reads past the close frame when its answer could not
+            // be written at once, so without this the end would depend on the timing.
+            debug!("after the peer's close frame, ignoring: {err}");
+            self.input_ended(!matches!(err, TungErr::Io(_)));
+            return;
+        }
         let err = WsErr::from_tungstenite(err);
         if self.closing.peer.is_some() && err.close_code().is_none() {
             // The peer's close frame arrived, so the stream is complete; only the transport's
@@ -590,6 +642,9 @@ impl<T: Transport> Core<T> {
 
     /// Drives a failing connection: close frame out, flushed, input drained, then final.
     fn poll_failing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Register before polling the sink: a transport may wake during the poll (tokio's
+        // cooperative budget does), and that wake must reach this task, not an older waker.
+        self.wakers.reader.register(cx.waker());
         loop {
             let ReadState::Failing {
                 frame,
@@ -613,6 +668,8 @@ impl<T: Transport> Core<T> {
                             if Pin::new(&mut self.inner).start_send(close).is_ok() {
                                 self.closing.sent = true;
                             } else {
+                                // The transport failed: it is not written again.
+                                *flushed = true;
                                 *drain = false;
                             }
                             Poll::Ready(())
@@ -659,7 +716,6 @@ impl<T: Transport> Core<T> {
                 return Poll::Ready(());
             };
             if step.is_pending() {
-                self.wakers.reader.register(cx.waker());
                 if let Some(deadline) = &mut self.closing.deadline {
                     if Pin::new(deadline).poll(cx).is_ready() {
                         self.on_close_timeout();
@@ -792,11 +848,14 @@ impl<T: Transport> Core<T> {
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Err(err) = self.writable() {
             // Nothing to flush is fine; stranded bytes are reported, never dropped silently.
-            return Poll::Ready(if self.out.buf.is_empty() {
-                Ok(())
-            } else {
-                Err(err.into())
-            });
+            if !self.out.buf.is_empty() || (self.write_err.is_some() && self.out.unflushed) {
+                return Poll::Ready(Err(err.into()));
+            }
+            if !self.out.unflushed {
+                return Poll::Ready(Ok(()));
+            }
+            // A message went into the sink before the connection closed, unflushed: it may
+            // still go out (the transport can be writable after the input ended). Flush it.
         }
         self.wakers.writer.register(cx.waker());
         let mut both = Context::from_waker(&self.both);
