@@ -15,7 +15,7 @@ use futures_util::FutureExt;
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::{WsErr, WsEvent, WsIo, core::Core, core::Transport};
+use crate::{WsErr, WsEvent, WsIo, core::Core, core::Transport, ws_stream::fill};
 
 type Shared<T> = Arc<Mutex<Core<T>>>;
 
@@ -157,11 +157,8 @@ impl<T: Transport> AsyncRead for ReadHalf<T> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut filled = 0;
-        self.get_mut().poll_read_with(cx, buf.len(), |chunk| {
-            buf[filled..filled + chunk.len()].copy_from_slice(chunk);
-            filled += chunk.len();
-        })
+        let room = buf.len();
+        self.get_mut().poll_read_with(cx, room, fill(buf))
     }
 }
 

@@ -233,11 +233,8 @@ impl<T: Transport> AsyncRead for WsIo<T> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut filled = 0;
-        self.get_mut().core.poll_read_with(cx, buf.len(), |chunk| {
-            buf[filled..filled + chunk.len()].copy_from_slice(chunk);
-            filled += chunk.len();
-        })
+        let room = buf.len();
+        self.get_mut().core.poll_read_with(cx, room, fill(buf))
     }
 }
 
@@ -248,6 +245,15 @@ impl<T: Transport> AsyncBufRead for WsIo<T> {
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
         self.get_mut().core.consume(amt);
+    }
+}
+
+/// The sink of `poll_read_with` for a futures-io read: chunks are appended to `buf`.
+pub(crate) fn fill(buf: &mut [u8]) -> impl FnMut(&[u8]) + '_ {
+    let mut filled = 0;
+    move |chunk| {
+        buf[filled..filled + chunk.len()].copy_from_slice(chunk);
+        filled += chunk.len();
     }
 }
 
