@@ -342,6 +342,23 @@ impl<T> Core<T> {
         self.emit(WsEvent::Closed);
     }
 
+    /// Ends the read side with `result`, publishing it first when it is an error (errors met
+    /// while failing were published when failing began, and end through `finish`).
+    fn end_with(&mut self, result: Result<(), WsErr>) {
+        if let Err(err) = &result {
+            self.emit(WsEvent::Error(Arc::new(err.clone())));
+        }
+        self.finish(result);
+    }
+
+    /// Whether the close deadline has passed (polling it registers the reader's waker).
+    fn deadline_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.closing
+            .deadline
+            .as_mut()
+            .is_some_and(|deadline| Pin::new(deadline).poll(cx).is_ready())
+    }
+
     /// Starts failing: `err` is final, after the close frame (if any) went out.
     fn fail(&mut self, err: WsErr, drain: bool) {
         debug!("closing the WebSocket because of: {err}");
@@ -456,11 +473,9 @@ impl<T: Transport> Core<T> {
                 self.write_err = Some(WsErr::from_tungstenite(err));
             }
         }
-        if let Some(deadline) = &mut self.closing.deadline {
-            if Pin::new(deadline).poll(cx).is_ready() {
-                self.on_close_timeout();
-                return Poll::Ready(());
-            }
+        if self.deadline_expired(cx) {
+            self.on_close_timeout();
+            return Poll::Ready(());
         }
         self.poll_keepalive(cx)
     }
@@ -470,15 +485,10 @@ impl<T: Transport> Core<T> {
     fn poll_close_answer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.wakers.reader.register(cx.waker());
         let mut both = Context::from_waker(&self.both);
-        if Pin::new(&mut self.inner).poll_flush(&mut both).is_pending() {
-            let expired = self
-                .closing
-                .deadline
-                .as_mut()
-                .is_some_and(|deadline| Pin::new(deadline).poll(cx).is_ready());
-            if !expired {
-                return Poll::Pending;
-            }
+        if Pin::new(&mut self.inner).poll_flush(&mut both).is_pending()
+            && !self.deadline_expired(cx)
+        {
+            return Poll::Pending;
         }
         self.closing.answer_pending = false;
         self.closing.deadline = None;
@@ -488,15 +498,9 @@ impl<T: Transport> Core<T> {
     fn on_close_timeout(&mut self) {
         match std::mem::replace(&mut self.read, ReadState::Open) {
             ReadState::Failing { err, .. } => self.finish(Err(err)),
-            ReadState::Open if self.closing.peer.is_some() => {
-                // Both close frames were exchanged; only the transport's teardown is late.
-                let result = self.end_result();
-                self.finish(result);
-            }
-            ReadState::Open => {
-                self.emit(WsEvent::Error(Arc::new(WsErr::CloseTimeout)));
-                self.finish(Err(WsErr::CloseTimeout));
-            }
+            // Both close frames were exchanged; only the transport's teardown is late.
+            ReadState::Open if self.closing.peer.is_some() => self.end_with(self.end_result()),
+            ReadState::Open => self.end_with(Err(WsErr::CloseTimeout)),
             done @ ReadState::Done(_) => self.read = done,
         }
     }
@@ -532,8 +536,7 @@ impl<T: Transport> Core<T> {
             match ka.ping_sent {
                 Some(sent) if ka.last_seen < sent => {
                     debug!("keepalive: no frame from the peer since the ping; giving up");
-                    self.emit(WsEvent::Error(Arc::new(WsErr::KeepaliveTimeout)));
-                    self.finish(Err(WsErr::KeepaliveTimeout));
+                    self.end_with(Err(WsErr::KeepaliveTimeout));
                     return Poll::Ready(());
                 }
                 _ => {
@@ -594,11 +597,7 @@ impl<T: Transport> Core<T> {
             && self.closing.peer.is_some()
             && !self.closing.sent
             && self.write_err.is_none();
-        let result = self.end_result();
-        if let Err(err) = &result {
-            self.emit(WsEvent::Error(Arc::new(err.clone())));
-        }
-        self.finish(result);
+        self.end_with(self.end_result());
     }
 
     fn on_error(&mut self, err: TungErr) {
@@ -606,25 +605,14 @@ impl<T: Transport> Core<T> {
             // The peer's close frame arrived: the stream is complete and that frame decides
             // how it ends; what the transport yields after it (trailing bytes, a reset) changes
             // nothing. tungstenite only reads past the close frame when its answer could not
-            // be written at once, so without this the end would depend on the timing.
+            // be written at once, so without this the end would depend on the timing. A TLS
+            // peer that drops TCP without `close_notify` (as tungstenite-based servers do)
+            // makes rustls report `UnexpectedEof` here: no truncation of the byte stream.
             debug!("after the peer's close frame, ignoring: {err}");
             self.input_ended(!matches!(err, TungErr::Io(_)));
             return;
         }
         let err = WsErr::from_tungstenite(err);
-        if self.closing.peer.is_some() && err.close_code().is_none() {
-            // The peer's close frame arrived, so the stream is complete; only the transport's
-            // teardown failed. A TLS peer that drops TCP without `close_notify` (as servers on
-            // async-/tokio-tungstenite do) makes rustls report `UnexpectedEof` here: that is no
-            // truncation of the byte stream, just as a slow teardown is not (`on_close_timeout`).
-            debug!("transport error after the peer's close frame, taken as the end: {err}");
-            let result = self.end_result();
-            if let Err(err) = &result {
-                self.emit(WsEvent::Error(Arc::new(err.clone())));
-            }
-            self.finish(result);
-            return;
-        }
         if err.close_code().is_some() {
             // The transport is still writable: tell the peer why. Its input is not readable
             // any more (tungstenite ends the stream after an error), so do not drain.
@@ -635,8 +623,7 @@ impl<T: Transport> Core<T> {
                 WsErr::Closed => WsErr::ClosedWithoutHandshake,
                 other => other,
             };
-            self.emit(WsEvent::Error(Arc::new(err.clone())));
-            self.finish(Err(err));
+            self.end_with(Err(err));
         }
     }
 
@@ -716,11 +703,9 @@ impl<T: Transport> Core<T> {
                 return Poll::Ready(());
             };
             if step.is_pending() {
-                if let Some(deadline) = &mut self.closing.deadline {
-                    if Pin::new(deadline).poll(cx).is_ready() {
-                        self.on_close_timeout();
-                        return Poll::Ready(());
-                    }
+                if self.deadline_expired(cx) {
+                    self.on_close_timeout();
+                    return Poll::Ready(());
                 }
                 return Poll::Pending;
             }
