@@ -40,6 +40,7 @@ pub struct Config {
     pub(crate) close_timeout: Option<Duration>,
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) ping_timeout: Duration,
+    pub(crate) send_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -50,6 +51,7 @@ impl Default for Config {
             close_timeout: Some(Self::DEFAULT_CLOSE_TIMEOUT),
             ping_interval: None,
             ping_timeout: Self::DEFAULT_PING_TIMEOUT,
+            send_timeout: None,
         }
     }
 }
@@ -106,6 +108,26 @@ impl Config {
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
         self.ping_timeout = timeout;
         self
+    }
+
+    /// Dead peer on the sending side (default off): when written output has made no progress
+    /// into the transport for this long (a peer that stopped reading, a stalled network), the
+    /// connection is declared dead like a keepalive timeout: a
+    /// [`WsEvent::Error`](crate::WsEvent::Error), and the reader and the writer (both halves, both
+    /// woken) end with [`WsErr::SendTimeout`](crate::WsErr::SendTimeout) (`TimedOut`).
+    ///
+    /// A server sets this to shed clients that stopped reading without wrapping every write in
+    /// a timer. Output waiting for a flush that nobody asked for does not count: the clock runs
+    /// only while something is due to go out (a full message, a flush, a control frame).
+    /// `Some(Duration::ZERO)` counts as `None`.
+    pub fn send_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.send_timeout = timeout.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// The configured [`send_timeout`](Self::send_timeout).
+    pub fn get_send_timeout(&self) -> Option<Duration> {
+        self.send_timeout
     }
 
     /// The configured [`max_message_size`](Self::max_message_size).

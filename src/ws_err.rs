@@ -99,6 +99,13 @@ pub enum WsErr {
     #[error("the peer did not answer a keepalive ping in time; the connection is considered dead")]
     KeepaliveTimeout,
 
+    /// [`Config::send_timeout`](crate::Config::send_timeout): output due to go out made no
+    /// progress into the transport for that long (the peer stopped reading, or the network
+    /// stalled). The connection is considered dead. Fatal: drop the stream to release the
+    /// transport. `io::ErrorKind::TimedOut`.
+    #[error("written data made no progress into the transport in time; the connection is considered dead")]
+    SendTimeout,
+
     /// The connection is closed (by us or by the peer): bytes are refused. Not a new failure,
     /// just the state of things: stop writing. `io::ErrorKind::NotConnected`.
     #[error("the WebSocket connection is closed")]
@@ -143,7 +150,7 @@ impl WsErr {
             | Self::Protocol { .. } => K::InvalidData,
             Self::PeerClosed { .. } => K::ConnectionAborted,
             Self::ClosedWithoutHandshake => K::UnexpectedEof,
-            Self::CloseTimeout | Self::KeepaliveTimeout => K::TimedOut,
+            Self::CloseTimeout | Self::KeepaliveTimeout | Self::SendTimeout => K::TimedOut,
             Self::Closed => K::NotConnected,
             Self::InvalidCloseCode { .. } => K::InvalidInput,
             Self::Io { source } => source.kind(),

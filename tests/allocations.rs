@@ -3,11 +3,11 @@
 //!
 //! One test in its own binary, on one thread, so the global counter sees only this scenario.
 
-mod common;
+mod support;
 
 use std::alloc::System;
 
-use common::*;
+use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tungstenite::Message;

@@ -1,10 +1,10 @@
 //! Bad input from the peer: the matching close code, an event, every earlier byte, then an error.
 
-mod common;
+mod support;
 
 use std::io;
 
-use common::*;
+use support::*;
 use futures::AsyncReadExt;
 use tungstenite::{Message, protocol::WebSocketConfig};
 use ws_stream_tungstenite::{Config, TextPolicy, WsErr, WsStream};

@@ -1,10 +1,10 @@
 //! Closing: 1000 by default, a chosen code and reason, a timeout, refusal of writes after.
 
-mod common;
+mod support;
 
 use std::{io, time::Duration};
 
-use common::*;
+use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use tungstenite::{Message, protocol::frame::coding::CloseCode};
 use ws_stream_tungstenite::{Config, WsErr, WsStream};

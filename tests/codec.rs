@@ -1,9 +1,9 @@
 //! Codecs over the byte stream: asynchronous-codec and tokio-util's LinesCodec.
 
-mod common;
+mod support;
 
 use asynchronous_codec::{Framed, LinesCodec};
-use common::*;
+use support::*;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use ws_stream_tungstenite::WsStream;
 

@@ -1,9 +1,9 @@
 //! Events: pings, pongs, the peer's close frame, errors and the end, out of band.
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use futures::{AsyncReadExt, SinkExt, StreamExt};
 use pharos::{Channel, Observable, ObserveConfig};
 use tungstenite::{

@@ -1,6 +1,6 @@
 //! Keepalive: silent peers are detected, busy ones never are; pings under bulk traffic.
 
-mod common;
+mod support;
 
 use std::{
     io,
@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use pharos::{Observable, ObserveConfig};
 use tungstenite::Message;

@@ -1,6 +1,6 @@
 //! Reading: only binary payloads, in order; empty messages skipped; EOF only after a clean close.
 
-mod common;
+mod support;
 
 use std::{
     io,
@@ -9,7 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use futures::{AsyncBufReadExt, AsyncReadExt, SinkExt, Stream};
 use tungstenite::{
     Message,

@@ -1,6 +1,6 @@
 //! The echo round trip over real TCP on 127.0.0.1 (port 0) on tokio, smol and async-std.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ async fn client_round_trip<S>(ws: async_tungstenite::WebSocketStream<S>) -> Vec<
 where
     S: futures::AsyncRead + futures::AsyncWrite + Unpin,
 {
-    let data = common::pseudo_random(DATA_LEN, 42);
-    let back = common::echo_client(ws, &data).await;
+    let data = support::pseudo_random(DATA_LEN, 42);
+    let back = support::echo_client(ws, &data).await;
     assert!(back == data, "echo differs");
     back
 }

@@ -1,11 +1,11 @@
 //! Split halves: two tasks, close with a code from the write half, pings, reunite, into_inner.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use futures::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 use pharos::{Observable, ObserveConfig};
 use tungstenite::{Message, protocol::frame::coding::CloseCode};

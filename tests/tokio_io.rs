@@ -1,9 +1,9 @@
 //! tokio's IO traits behave like the futures-io ones (same core).
 #![cfg(feature = "tokio_io")]
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tungstenite::Message;
 use ws_stream_tungstenite::WsStream;

@@ -1,8 +1,8 @@
 //! Other tungstenite transports: tokio-tungstenite (what axum and hyper upgrades give).
 
-mod common;
+mod support;
 
-use common::within;
+use support::within;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use ws_stream_tungstenite::{Config, WsIo};
 
@@ -23,13 +23,13 @@ async fn tokio_tungstenite_round_trip() {
             .await
             .unwrap();
         let (mut reader, mut writer) = WsIo::from_transport(ws, Config::default()).into_split();
-        let data = common::pseudo_random(100_000, 8);
+        let data = support::pseudo_random(100_000, 8);
         let mut back = vec![0u8; data.len()];
         let (write, read) = futures::join!(writer.write_all(&data), reader.read_exact(&mut back));
         write.unwrap();
         read.unwrap();
         writer.close().await.unwrap();
-        assert_eq!(common::read_all(&mut reader).await.unwrap(), b"");
+        assert_eq!(support::read_all(&mut reader).await.unwrap(), b"");
         assert!(back == data);
         assert_eq!(server.await.unwrap(), data.len() as u64);
     })

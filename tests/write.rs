@@ -1,10 +1,10 @@
 //! Writing: coalescing, bounded messages, no stall without explicit flushes, refusal after close.
 
-mod common;
+mod support;
 
 use std::io::{self, IoSlice};
 
-use common::*;
+use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use tungstenite::{Message, protocol::WebSocketConfig};
 use ws_stream_tungstenite::{Config, WsStream};

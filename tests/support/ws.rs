@@ -1,5 +1,4 @@
 //! Shared helpers for the integration tests: in-memory WebSocket pairs, raw peers, timeouts.
-#![allow(dead_code, reason = "each test file uses a different subset")]
 
 use std::{future::Future, time::Duration};
 
@@ -78,12 +77,7 @@ pub fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     out
 }
 
-/// A close frame payload: code and reason.
-pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
-    let mut p = code.to_be_bytes().to_vec();
-    p.extend_from_slice(reason.as_bytes());
-    p
-}
+pub use super::frames::close_payload;
 
 /// Reads one unmasked frame (as a server sends them) from a raw pipe: (opcode, payload).
 pub async fn read_frame(raw: &mut Pipe) -> std::io::Result<(u8, Vec<u8>)> {
