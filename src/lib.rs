@@ -62,6 +62,7 @@
 
 mod config;
 mod core;
+mod futures_io;
 mod split;
 #[cfg(feature = "tokio_io")]
 mod tokio_io;
@@ -72,9 +73,8 @@ mod ws_stream;
 
 pub use crate::{
     config::{Config, TextPolicy},
-    core::Transport,
     split::{ReadHalf, ReuniteError, WriteHalf},
-    transport::Joined,
+    transport::{Joined, Transport},
     ws_err::WsErr,
     ws_event::WsEvent,
     ws_stream::{WsIo, WsStream},

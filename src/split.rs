@@ -4,18 +4,16 @@ use std::{
     fmt,
     future::{poll_fn, ready},
     io,
-    pin::Pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context, Poll, ready},
 };
 
 use bytes::{Buf, Bytes};
-use futures_io::{AsyncBufRead, AsyncRead};
 use futures_util::FutureExt;
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::{WsErr, WsEvent, WsIo, core::Core, core::Transport, ws_stream::fill};
+use crate::{Transport, WsErr, WsEvent, WsIo, core::Core};
 
 type Shared<T> = Arc<Mutex<Core<T>>>;
 
@@ -146,19 +144,8 @@ impl<T: Transport> WriteHalf<T> {
     ///
     /// As [`WsIo::send_ping`].
     pub async fn send_ping(&mut self, payload: Bytes) -> io::Result<()> {
-        let mut payload = Some(payload);
-        poll_fn(|cx| lock(&self.shared).poll_ping(cx, &mut payload)).await
-    }
-}
-
-impl<T: Transport> AsyncRead for ReadHalf<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let room = buf.len();
-        self.get_mut().poll_read_with(cx, room, fill(buf))
+        let (mut payload, mut ticket) = (Some(payload), None);
+        poll_fn(|cx| lock(&self.shared).poll_ping(cx, &mut payload, &mut ticket)).await
     }
 }
 
@@ -198,23 +185,13 @@ impl<T> WriteHalf<T> {
     }
 }
 
-impl<T: Transport> AsyncBufRead for ReadHalf<T> {
-    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        self.get_mut().poll_fill_chunk(cx)
-    }
-
-    fn consume(self: Pin<&mut Self>, amt: usize) {
-        self.get_mut().consume_chunk(amt);
-    }
-}
-
 /// Registers an observer on a shared engine. Pharos registers synchronously, so the future is
 /// ready at once; the lock is not held past this call.
 fn observe_shared<T>(
     shared: &Shared<T>,
     options: ObserveConfig<WsEvent>,
 ) -> Observe<'static, WsEvent, WsErr> {
-    let observed = lock(shared).pharos.observe(options).now_or_never();
+    let observed = lock(shared).pharos().observe(options).now_or_never();
     let result = match observed {
         Some(Ok(events)) => Ok(events),
         Some(Err(_)) | None => Err(WsErr::Closed),

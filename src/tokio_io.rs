@@ -1,4 +1,5 @@
-//! tokio's IO traits, over the same core as the futures-io ones.
+//! tokio's `AsyncRead`, `AsyncBufRead` and `AsyncWrite`: the same thin shells as in
+//! `futures_io.rs`, over the same engine, for the stream and for both halves.
 
 use std::{
     io::{self, IoSlice},
@@ -8,7 +9,7 @@ use std::{
 
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{ReadHalf, WriteHalf, WsIo, core::Transport};
+use crate::{ReadHalf, Transport, WriteHalf, WsIo};
 
 impl<T: Transport> AsyncRead for WsIo<T> {
     fn poll_read(
@@ -58,44 +59,62 @@ impl<T: Transport> AsyncBufRead for ReadHalf<T> {
     }
 }
 
-/// tokio's `AsyncWrite` for a type whose engine `$core` reaches from `$this`.
-macro_rules! tokio_write {
-    ($ty:ident, $this:ident => $core:expr) => {
-        impl<T: Transport> AsyncWrite for $ty<T> {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let $this = self.get_mut();
-                $core.poll_write(cx, &[IoSlice::new(buf)])
-            }
+impl<T: Transport> AsyncWrite for WsIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().core.poll_write(cx, &[IoSlice::new(buf)])
+    }
 
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let $this = self.get_mut();
-                $core.poll_write(cx, bufs)
-            }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().core.poll_write(cx, bufs)
+    }
 
-            fn is_write_vectored(&self) -> bool {
-                true
-            }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
 
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $this = self.get_mut();
-                $core.poll_flush(cx)
-            }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().core.poll_flush(cx)
+    }
 
-            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $this = self.get_mut();
-                $core.poll_close(cx)
-            }
-        }
-    };
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().core.poll_close(cx)
+    }
 }
 
-tokio_write!(WsIo, this => this.core);
-tokio_write!(WriteHalf, this => this.lock_core());
+impl<T: Transport> AsyncWrite for WriteHalf<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.lock_core().poll_write(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.lock_core().poll_write(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lock_core().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lock_core().poll_close(cx)
+    }
+}

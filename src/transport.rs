@@ -1,4 +1,5 @@
-//! Transports made of two parts.
+//! What a [`WsIo`](crate::WsIo) runs over: any WebSocket of tungstenite messages, or one made
+//! of two parts.
 
 use std::{
     pin::Pin,
@@ -9,7 +10,23 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tungstenite::{Error as TungErr, Message};
 
-/// A [`Transport`](crate::Transport) from a separate receiving stream and sending sink, such as
+/// Any WebSocket of tungstenite 0.30 messages: a `Stream` of incoming messages and a `Sink` of
+/// outgoing ones.
+///
+/// Implemented for every such type: async-tungstenite's `WebSocketStream`, tokio-tungstenite's
+/// `WebSocketStream`, [`Joined`], and anything else of the same shape. Nothing to implement by
+/// hand.
+pub trait Transport:
+    Stream<Item = Result<Message, TungErr>> + Sink<Message, Error = TungErr> + Unpin
+{
+}
+
+impl<T> Transport for T where
+    T: Stream<Item = Result<Message, TungErr>> + Sink<Message, Error = TungErr> + Unpin
+{
+}
+
+/// A [`Transport`] from a separate receiving stream and sending sink, such as
 /// the halves of async-tungstenite's `WebSocketStream::split` (`WebSocketReceiver`,
 /// `WebSocketSender`).
 ///

@@ -103,7 +103,9 @@ pub enum WsErr {
     /// progress into the transport for that long (the peer stopped reading, or the network
     /// stalled). The connection is considered dead. Fatal: drop the stream to release the
     /// transport. `io::ErrorKind::TimedOut`.
-    #[error("written data made no progress into the transport in time; the connection is considered dead")]
+    #[error(
+        "written data made no progress into the transport in time; the connection is considered dead"
+    )]
     SendTimeout,
 
     /// The connection is closed (by us or by the peer): bytes are refused. Not a new failure,
@@ -118,6 +120,16 @@ pub enum WsErr {
     InvalidCloseCode {
         /// The rejected code.
         code: CloseCode,
+    },
+
+    /// A ping payload or a close reason does not fit in one control frame: at most 125 bytes
+    /// (a close frame: 2 for the code, the rest for the reason), or less when tungstenite's
+    /// `max_write_buffer_size` leaves less room. Not fatal: nothing was sent, the stream stays
+    /// usable. `io::ErrorKind::InvalidInput`.
+    #[error("a control frame carries at most {max} bytes here")]
+    ControlTooLarge {
+        /// The most a control frame can carry on this connection.
+        max: usize,
     },
 
     /// The transport failed (reset, broken pipe, ...). Fatal. The `io::ErrorKind` is the
@@ -152,16 +164,20 @@ impl WsErr {
             Self::ClosedWithoutHandshake => K::UnexpectedEof,
             Self::CloseTimeout | Self::KeepaliveTimeout | Self::SendTimeout => K::TimedOut,
             Self::Closed => K::NotConnected,
-            Self::InvalidCloseCode { .. } => K::InvalidInput,
+            Self::InvalidCloseCode { .. } | Self::ControlTooLarge { .. } => K::InvalidInput,
             Self::Io { source } => source.kind(),
             Self::Tungstenite { .. } => K::Other,
         }
     }
 
     /// Whether the connection is over after this error. Only
-    /// [`InvalidCloseCode`](Self::InvalidCloseCode) leaves it usable.
+    /// [`InvalidCloseCode`](Self::InvalidCloseCode) and
+    /// [`ControlTooLarge`](Self::ControlTooLarge) leave it usable.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, Self::InvalidCloseCode { .. })
+        !matches!(
+            self,
+            Self::InvalidCloseCode { .. } | Self::ControlTooLarge { .. }
+        )
     }
 
     /// The close code this crate sent to the peer because of this error, if any.

@@ -1,20 +1,13 @@
-//! The byte stream type and its futures-io shell.
+//! The byte stream type: construction, accessors, closing with a code, pings, events.
 
-use std::{
-    fmt,
-    future::poll_fn,
-    io::{self, IoSlice},
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::{fmt, future::poll_fn, io};
 
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
-use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::{Config, WriteHalf, WsErr, WsEvent, core::Core, core::Transport};
+use crate::{Config, Transport, WsErr, WsEvent, core::Core};
 
 /// A WebSocket over async-tungstenite's [`WebSocketStream`], as a byte stream.
 ///
@@ -211,8 +204,8 @@ impl<T: Transport> WsIo<T> {
     /// # Ok(()) }
     /// ```
     pub async fn send_ping(&mut self, payload: Bytes) -> io::Result<()> {
-        let mut payload = Some(payload);
-        poll_fn(|cx| self.core.poll_ping(cx, &mut payload)).await
+        let (mut payload, mut ticket) = (Some(payload), None);
+        poll_fn(|cx| self.core.poll_ping(cx, &mut payload, &mut ticket)).await
     }
 }
 
@@ -226,75 +219,6 @@ impl<T> fmt::Debug for WsIo<T> {
             .finish_non_exhaustive()
     }
 }
-
-impl<T: Transport> AsyncRead for WsIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let room = buf.len();
-        self.get_mut().core.poll_read_with(cx, room, fill(buf))
-    }
-}
-
-impl<T: Transport> AsyncBufRead for WsIo<T> {
-    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        self.get_mut().core.poll_fill_buf(cx)
-    }
-
-    fn consume(self: Pin<&mut Self>, amt: usize) {
-        self.get_mut().core.consume(amt);
-    }
-}
-
-/// The sink of `poll_read_with` for a futures-io read: chunks are appended to `buf`.
-pub(crate) fn fill(buf: &mut [u8]) -> impl FnMut(&[u8]) + '_ {
-    let mut filled = 0;
-    move |chunk| {
-        buf[filled..filled + chunk.len()].copy_from_slice(chunk);
-        filled += chunk.len();
-    }
-}
-
-/// futures-io `AsyncWrite` for a type whose engine `$core` reaches from `$this`: the same shell
-/// serves the whole stream and its write half.
-macro_rules! futures_write {
-    ($ty:ident, $this:ident => $core:expr) => {
-        impl<T: Transport> AsyncWrite for $ty<T> {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let $this = self.get_mut();
-                $core.poll_write(cx, &[IoSlice::new(buf)])
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let $this = self.get_mut();
-                $core.poll_write(cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $this = self.get_mut();
-                $core.poll_flush(cx)
-            }
-
-            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $this = self.get_mut();
-                $core.poll_close(cx)
-            }
-        }
-    };
-}
-
-futures_write!(WsIo, this => this.core);
-futures_write!(WriteHalf, this => this.lock_core());
 
 /// Observe [`WsEvent`]s: pings, pongs, the peer's close frame, errors and the end.
 ///
@@ -310,7 +234,7 @@ impl<T> Observable<WsEvent> for WsIo<T> {
     type Error = WsErr;
 
     fn observe(&mut self, options: ObserveConfig<WsEvent>) -> Observe<'_, WsEvent, Self::Error> {
-        let observing = self.core.pharos.observe(options);
+        let observing = self.core.pharos().observe(options);
         Box::pin(async move { observing.await.map_err(|_| WsErr::Closed) })
     }
 }

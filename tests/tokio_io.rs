@@ -86,17 +86,22 @@ async fn tokio_copy_echo_does_not_stall() {
             w.shutdown().await.unwrap();
             n
         };
+        // A WebSocket has no half-close: once the client's close frame arrives, the server
+        // may not send more. So the client closes after it got every byte back.
         let client = async {
             let (mut r, mut w) = tokio::io::split(WsStream::new(client));
             let send = async {
                 for c in data.chunks(777) {
                     w.write_all(c).await.unwrap();
                 }
-                w.shutdown().await.unwrap();
+                w.flush().await.unwrap();
             };
-            let mut back = Vec::new();
-            let (_, n) = futures::join!(send, r.read_to_end(&mut back));
+            let mut back = vec![0; data.len()];
+            let (_, n) = futures::join!(send, r.read_exact(&mut back));
             n.unwrap();
+            w.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            assert_eq!(r.read_to_end(&mut rest).await.unwrap(), 0);
             back
         };
         let (n, back) = futures::join!(echo, client);
