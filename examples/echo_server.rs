@@ -2,7 +2,8 @@
 //!
 //! ```sh
 //! cargo run --example echo_server -- 127.0.0.1:9001 [--close-timeout SECS] \
-//!     [--ping-interval SECS] [--ping-timeout SECS] [--allow-origin ORIGIN]...
+//!     [--ping-interval SECS] [--ping-timeout SECS] [--send-timeout SECS] \
+//!     [--allow-origin ORIGIN]...
 //! ```
 //!
 //! The address comes from the first argument (default `127.0.0.1:3012`); it prints
@@ -14,6 +15,8 @@
 //!
 //! `--ping-interval` turns on keepalive (a ping when the peer is silent that long; the
 //! connection is dropped when nothing arrives within `--ping-timeout` after it).
+//! `--send-timeout` drops a client that stopped reading: when the echo makes no progress into
+//! the transport for that long, the connection ends (`TimedOut`) and its slot is freed.
 //! `--allow-origin` (repeatable) refuses browser handshakes whose `Origin` is not listed (403),
 //! the defence against cross-site WebSocket hijacking; clients that send no `Origin` (not
 //! browsers) are let through.
@@ -61,6 +64,10 @@ fn parse_args() -> Result<Options, Box<dyn Error>> {
             "--ping-timeout" => {
                 let d = secs(args.next(), &arg)?;
                 options.config = options.config.ping_timeout(d);
+            }
+            "--send-timeout" => {
+                let d = secs(args.next(), &arg)?;
+                options.config = options.config.send_timeout(Some(d));
             }
             "--allow-origin" => {
                 let origin = args.next().ok_or("--allow-origin needs an origin")?;

@@ -130,6 +130,10 @@ impl<T> ReadHalf<T> {
 impl<T: Transport> WriteHalf<T> {
     /// Closes the connection with this code and reason: see [`WsIo::close_with`].
     ///
+    /// # Cancel safety
+    ///
+    /// As [`WsIo::close_with`]: cancel safe.
+    ///
     /// # Errors
     ///
     /// As [`WsIo::close_with`].
@@ -139,6 +143,10 @@ impl<T: Transport> WriteHalf<T> {
     }
 
     /// Sends a ping: see [`WsIo::send_ping`]. The read half reports the pong.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`WsIo::send_ping`]: cancel safe.
     ///
     /// # Errors
     ///

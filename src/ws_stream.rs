@@ -29,8 +29,9 @@ use crate::{Config, Transport, WsErr, WsEvent, core::Core};
 /// ```
 pub type WsStream<S> = WsIo<WebSocketStream<S>>;
 
-/// A WebSocket as a duplex byte stream: futures-io [`AsyncRead`], [`AsyncBufRead`] and
-/// [`AsyncWrite`] (and tokio's, with the feature `tokio_io`).
+/// A WebSocket as a duplex byte stream: futures-io
+/// [`AsyncRead`](futures_io::AsyncRead), [`AsyncBufRead`](futures_io::AsyncBufRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite) (and tokio's, with the feature `tokio_io`).
 ///
 /// `T` is any [`Transport`]: a `Stream` and `Sink` of tungstenite messages, such as
 /// async-tungstenite's or tokio-tungstenite's `WebSocketStream`. Most code names
@@ -53,16 +54,32 @@ pub type WsStream<S> = WsIo<WebSocketStream<S>>;
 /// Writing:
 /// - small writes are gathered into one message until a flush or until the message is full
 ///   ([`Config::max_message_size`], 64 KiB by default); large writes are cut into such messages;
-/// - written bytes go out on `flush`, and also whenever the read side is polled: the reader
-///   pushes pending output before it waits for the peer, and a write wakes a parked reader to do
-///   so. So an echo with [`futures::io::copy`](https://docs.rs/futures/latest/futures/io/fn.copy.html)
-///   over the split halves never stalls. Only a stream that is never read needs explicit
-///   flushes, as with any buffered writer;
-/// - `close` sends a close frame (1000, or the code given to [`close_with`](Self::close_with));
-///   keep reading until EOF to complete the handshake, which
-///   [`Config::close_timeout`] bounds;
-/// - after the connection is closed, writes fail with
-///   [`NotConnected`](io::ErrorKind::NotConnected).
+/// - nothing written gets stuck: every poll, of the stream or of either
+///   [half](Self::into_split) (read, write, flush, close, ping), first moves what is due —
+///   our pings, then full messages and anything a flush or a waiting reader asked for, then
+///   our close frame — and checks the timers. A polled reader pushes pending output out, and a
+///   write wakes a parked reader to do so, so an echo with
+///   [`futures::io::copy`](https://docs.rs/futures/latest/futures/io/fn.copy.html) over the
+///   split halves never stalls, on any executor. Only a stream that is never read needs
+///   explicit flushes, as with any buffered writer;
+/// - no silent loss: bytes leave the buffer only once the transport took them. `flush` returns
+///   `Ok` only when everything written reached the transport and was flushed, and `close` only
+///   when, in addition, our close frame followed it out (or the peer closed first and the answer
+///   went out). Bytes that can no longer be sent (the peer's close arrived first — a WebSocket
+///   has no half-close —, the transport failed, a timer ended the connection) make `flush` and
+///   `close` fail: [`NotConnected`](io::ErrorKind::NotConnected), or the connection's error;
+/// - `close` sends a close frame (1000, or the code given to [`close_with`](Self::close_with))
+///   after the buffered bytes; keep reading until EOF to complete the handshake. The
+///   [close timeout](Config::close_timeout) runs from the call, even while the close frame
+///   waits behind a congested transport: when it runs out, `close` and the reader end with
+///   [`TimedOut`](io::ErrorKind::TimedOut);
+/// - after the connection is closed, writes fail with `NotConnected`, or with the error that
+///   ended it.
+///
+/// Liveness: [keepalive](Config::ping_interval) pings go out ahead of buffered bytes and declare
+/// a silent peer dead; the [send timeout](Config::send_timeout) declares dead a peer that stopped
+/// reading. Every end of the connection, whatever its cause, wakes every pending operation on
+/// both halves, which then completes with the connection's error.
 ///
 /// Nothing here panics on peer input, and the stack does not grow with the number of control
 /// frames received.
@@ -166,12 +183,21 @@ impl<T: Transport> WsIo<T> {
     ///
     /// The reason is cut to the 123 bytes a close frame can carry (at a character boundary).
     /// Keep reading until EOF to complete the handshake. If the close frame was already sent
-    /// (by an earlier `close`), this only flushes.
+    /// (by an earlier `close`), this only flushes. `Ok` means every byte written before went
+    /// out, followed by the close frame.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: once polled, the close is under way; dropping the future loses nothing
+    /// (what was written still goes out, followed by the close frame, driven by any later
+    /// poll of the stream). Call `close` again to learn the outcome.
     ///
     /// # Errors
     ///
     /// [`WsErr::InvalidCloseCode`] (as `InvalidInput`) for codes that may not be sent (1005,
-    /// 1006, 1015, reserved ranges), and the errors of [`AsyncWriteExt::close`].
+    /// 1006, 1015, reserved ranges), [`WsErr::ControlTooLarge`] (as `InvalidInput`) when
+    /// tungstenite's write buffer limit leaves no room for the reason (nothing changes: the
+    /// stream stays usable), and the errors of [`AsyncWriteExt::close`].
     ///
     /// [`AsyncWriteExt::close`]: https://docs.rs/futures/latest/futures/io/trait.AsyncWriteExt.html#method.close
     ///
@@ -193,10 +219,16 @@ impl<T: Transport> WsIo<T> {
     /// reported as [`WsEvent::Pong`] and [`WsEvent::RoundTrip`] (with the round-trip time)
     /// while the stream is read.
     ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: once polled, the ping is queued and goes out with the next poll of the
+    /// stream that finds the transport ready, even if this future was dropped.
+    ///
     /// # Errors
     ///
-    /// `InvalidInput` for a payload over 125 bytes, `NotConnected` after close, and transport
-    /// errors.
+    /// [`WsErr::ControlTooLarge`] (`InvalidInput`) for a payload over 125 bytes (or over what
+    /// tungstenite's write buffer limit leaves room for); the stream stays usable.
+    /// `NotConnected` after close, and the connection's error after it ended.
     ///
     /// ```
     /// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
