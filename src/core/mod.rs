@@ -722,7 +722,8 @@ impl<T: Transport> Core<T> {
         match self.out.ping_state(serial) {
             PingState::Sent => Poll::Ready(Ok(())),
             PingState::Refused => Poll::Ready(Err(self.closed_err().into())),
-            PingState::Waiting if matches!(self.phase, Phase::Done(_)) => {
+            // In the sink but never flushed: the connection ended first.
+            PingState::Waiting if matches!(self.phase, Phase::Done(_) | Phase::Broken { .. }) => {
                 Poll::Ready(Err(self.closed_err().into()))
             }
             PingState::Waiting => Poll::Pending,

@@ -285,51 +285,88 @@ impl Output {
         cx: &mut Context<'_>,
     ) -> Result<Moved, TungErr> {
         let mut moved = Moved::default();
-        if self.ping.is_some() {
-            if !ready(inner, cx)? {
-                return Ok(moved);
-            }
-            let payload = self.ping.take().unwrap_or_default();
-            match Pin::new(&mut *inner).start_send(Message::Ping(payload.clone())) {
-                Ok(()) => {
-                    self.handed_one(&mut moved);
-                    self.ping_handed = self.ping_queued;
-                    self.ping_at = self.handed;
-                    moved.ping = Some(payload);
-                }
-                // Does not fit the write buffer even when it is empty: that ping fails alone.
-                Err(TungErr::WriteBufferFull(_)) => self.ping_refused = self.ping_queued,
-                Err(err) => return Err(err),
-            }
+        let _ = self.send_ping(inner, cx, &mut moved)?
+            && self.send_data(inner, cx, &mut moved)?
+            && self.send_close(inner, cx, &mut moved)?
+            && self.flush(inner, cx, &mut moved)?;
+        if self.is_idle() && self.ping.is_none() && !matches!(self.close, CloseSlot::Queued(_)) {
+            self.flush_due = false;
         }
-        if !self.buf.is_empty() && (self.flush_due || self.is_full()) {
-            if !ready(inner, cx)? {
-                return Ok(moved);
-            }
-            let len = self.buf.len();
-            let payload = self.buf.split().freeze();
-            if let Err(err) = Pin::new(&mut *inner).start_send(Message::Binary(payload)) {
-                self.stranded += len;
-                return Err(err);
-            }
-            self.handed_one(&mut moved);
+        Ok(moved)
+    }
+
+    // Each step of `drive`: `Ok(false)` when the sink is not ready, so the later ones wait.
+
+    fn send_ping<T: Transport>(
+        &mut self,
+        inner: &mut T,
+        cx: &mut Context<'_>,
+        moved: &mut Moved,
+    ) -> Result<bool, TungErr> {
+        if self.ping.is_none() {
+            return Ok(true);
         }
-        if self.buf.is_empty() && matches!(self.close, CloseSlot::Queued(_)) {
+        if !ready(inner, cx)? {
+            return Ok(false);
+        }
+        let payload = self.ping.take().unwrap_or_default();
+        match Pin::new(inner).start_send(Message::Ping(payload.clone())) {
+            Ok(()) => {
+                self.handed_one(moved);
+                self.ping_handed = self.ping_queued;
+                self.ping_at = self.handed;
+                moved.ping = Some(payload);
+            }
+            // Does not fit the write buffer even when it is empty: that ping fails alone.
+            Err(TungErr::WriteBufferFull(_)) => self.ping_refused = self.ping_queued,
+            Err(err) => return Err(err),
+        }
+        Ok(true)
+    }
+
+    fn send_data<T: Transport>(
+        &mut self,
+        inner: &mut T,
+        cx: &mut Context<'_>,
+        moved: &mut Moved,
+    ) -> Result<bool, TungErr> {
+        if self.buf.is_empty() || !(self.flush_due || self.is_full()) {
+            return Ok(true);
+        }
+        if !ready(inner, cx)? {
+            return Ok(false);
+        }
+        let len = self.buf.len();
+        let payload = self.buf.split().freeze();
+        if let Err(err) = Pin::new(inner).start_send(Message::Binary(payload)) {
+            self.stranded += len;
+            return Err(err);
+        }
+        self.handed_one(moved);
+        Ok(true)
+    }
+
+    fn send_close<T: Transport>(
+        &mut self,
+        inner: &mut T,
+        cx: &mut Context<'_>,
+        moved: &mut Moved,
+    ) -> Result<bool, TungErr> {
+        // Twice at most: with the reason, then, if that does not fit, with the code alone.
+        while self.buf.is_empty() && matches!(self.close, CloseSlot::Queued(_)) {
             if !ready(inner, cx)? {
-                return Ok(moved);
+                return Ok(false);
             }
             let CloseSlot::Queued(frame) = std::mem::replace(&mut self.close, CloseSlot::None)
             else {
-                return Ok(moved);
+                break;
             };
-            let bare = frame.reason.is_empty();
-            let code = frame.code;
+            let (code, bare) = (frame.code, frame.reason.is_empty());
             match Pin::new(&mut *inner).start_send(Message::Close(Some(frame))) {
                 Ok(()) => {
-                    self.handed_one(&mut moved);
+                    self.handed_one(moved);
                     self.close = CloseSlot::Handed { at: self.handed };
                 }
-                // The reason does not fit the write buffer: the code alone will.
                 Err(TungErr::WriteBufferFull(_)) if !bare => {
                     self.close = CloseSlot::Queued(CloseFrame {
                         code,
@@ -339,21 +376,28 @@ impl Output {
                 Err(err) => return Err(err),
             }
         }
-        if self.flush_due && self.unflushed {
-            match Pin::new(&mut *inner).poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.unflushed = false;
-                    self.flushed = self.handed;
-                    moved.progress = true;
-                }
-                Poll::Ready(Err(err)) => return Err(err),
-                Poll::Pending => return Ok(moved),
+        Ok(true)
+    }
+
+    fn flush<T: Transport>(
+        &mut self,
+        inner: &mut T,
+        cx: &mut Context<'_>,
+        moved: &mut Moved,
+    ) -> Result<bool, TungErr> {
+        if !(self.flush_due && self.unflushed) {
+            return Ok(true);
+        }
+        match Pin::new(inner).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.unflushed = false;
+                self.flushed = self.handed;
+                moved.progress = true;
+                Ok(true)
             }
+            Poll::Ready(Err(err)) => Err(err),
+            Poll::Pending => Ok(false),
         }
-        if self.is_idle() && self.ping.is_none() && !matches!(self.close, CloseSlot::Queued(_)) {
-            self.flush_due = false;
-        }
-        Ok(moved)
     }
 
     fn handed_one(&mut self, moved: &mut Moved) {
