@@ -6,10 +6,14 @@
 //! The fuzz targets include it too; they build without tokio, so `ws` is left out there.
 #![allow(dead_code, unreachable_pub, unused_imports)] // Each test binary uses only part of it.
 
+#[cfg(not(fuzzing))]
+pub mod breakable;
 pub mod fault;
 pub mod frames;
 pub mod harness;
 pub mod pipe;
+#[cfg(not(fuzzing))]
+pub mod ready;
 pub mod rng;
 #[cfg(not(fuzzing))]
 pub mod ws;
