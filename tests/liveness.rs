@@ -47,9 +47,11 @@
 //!
 //! Transports: `support::pipe` (in memory, fixed capacity, no cooperative budget, so a
 //! `Pending` from it always means "full") wrapped in `support::breakable` (read errors on
-//! command, without waking writers), and `support::ready` (never `Pending`). Raw peers speak
-//! hand-made frames (`support::frames`). Every test is bounded: tokio timeouts, or
-//! `futures_timer` on the other executors, or a bounded number of reads.
+//! command, without waking writers), `support::stuck` (message level: a sink that stops
+//! taking messages, input pushed by the test) and `support::ready` (never `Pending`). Raw
+//! peers speak hand-made frames (`support::frames`). Every test is bounded: tokio timeouts,
+//! or `futures_timer` on the other executors, or a bounded number of reads. The slow upload
+//! (case 4) takes about 10 s by design; the others well under 2 s once they pass.
 
 mod support;
 
