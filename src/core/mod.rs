@@ -347,9 +347,11 @@ impl<T: Transport> Core<T> {
                     return self.finish_ending();
                 }
             }
-            let open = matches!(self.phase, Phase::Open);
-            match self.timers.poll(&mut both, open, self.out.is_due()) {
+            match self.timers.poll(&mut both, self.out.is_due()) {
                 Verdict::Quiet => return,
+                // After our close frame no ping may follow: the peer's answer is the sign of
+                // life awaited, within the same timeout.
+                Verdict::PingDue if !matches!(self.phase, Phase::Open) => return,
                 Verdict::PingDue => {
                     if self
                         .out
