@@ -94,6 +94,11 @@ impl Timers {
         }
     }
 
+    /// No timer runs.
+    pub(super) fn is_idle(&self) -> bool {
+        self.keepalive.is_none() && self.send.is_none() && self.close.is_none()
+    }
+
     fn watching(&self) -> bool {
         self.keepalive.is_some() || self.send.is_some()
     }

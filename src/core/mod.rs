@@ -447,15 +447,19 @@ impl<T: Transport> Core<T> {
         // Release the spent message first: tungstenite can then reuse its read buffer instead
         // of allocating a new one.
         self.rbuf = Bytes::new();
-        self.wakers.reader.register(cx.waker());
         loop {
-            // A polled reader pushes out what was written: nobody else may be polling.
-            self.out.want_flush();
-            self.drive();
+            if !(self.out.is_idle() && self.is_quiet()) {
+                // A polled reader pushes out what was written: nobody else may be polling.
+                self.wakers.reader.register(cx.waker());
+                self.out.want_flush();
+                self.drive();
+            }
             let done = matches!(self.phase, Phase::Done(_));
             if self.events.poll_deliver(cx, done).is_pending() && !self.timed_out() {
                 // A full observer holds back input, and the end it decided; a timer's verdict
-                // ends the reader anyway (the events stay queued).
+                // ends the reader anyway (the events stay queued). Output for us, a timer or a
+                // phase change still wake this task.
+                self.wakers.reader.register(cx.waker());
                 return Poll::Pending;
             }
             let drain = match &self.phase {
@@ -468,6 +472,8 @@ impl<T: Transport> Core<T> {
             };
             let polled = Pin::new(&mut self.inner).poll_next(cx);
             let Poll::Ready(item) = polled else {
+                // Whoever has output for us, or a phase change, wakes this task.
+                self.wakers.reader.register(cx.waker());
                 return Poll::Pending;
             };
             if drain {
@@ -483,6 +489,13 @@ impl<T: Transport> Core<T> {
                 return Poll::Ready(Ok(()));
             }
         }
+    }
+
+    /// Nothing for the drive step to do: open, no output due, no timer running. Lets the hot
+    /// paths (a write that fits, a read of the next message) skip it, and the waker
+    /// registration that must precede it.
+    fn is_quiet(&self) -> bool {
+        matches!(self.phase, Phase::Open) && !self.out.is_due() && self.timers.is_idle()
     }
 
     /// The connection ended because a timer ran out.
@@ -650,20 +663,24 @@ impl<T: Transport> Core<T> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.wakers.writer.register(cx.waker());
-        self.drive();
+        // Register before any poll of the sink or a timer, which may wake at once.
+        if !self.is_quiet() {
+            self.wakers.writer.register(cx.waker());
+            self.drive();
+        }
         self.writable()?;
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
         if self.out.is_full() {
-            // Backpressure: the transport must take the full message first.
+            // Backpressure: the drive found the transport busy with the full message.
             return Poll::Pending;
         }
         let was_idle = self.out.is_idle();
         let taken = self.out.take(bufs);
         if self.out.is_full() {
             // Start moving a full message right away.
+            self.wakers.writer.register(cx.waker());
             self.drive();
         }
         if was_idle {
