@@ -516,7 +516,12 @@ impl<T: Transport> Core<T> {
                 TextPolicy::Accept => self.rbuf = Bytes::from(text),
                 TextPolicy::Reject => self.fail(WsErr::ReceivedText, true),
             },
-            Message::Ping(payload) => self.events.push(WsEvent::Ping(payload)),
+            Message::Ping(payload) => {
+                // tungstenite queued the pong; it goes out with the next drive, even if the
+                // reader then waits for a full observer.
+                self.out.flush_answer();
+                self.events.push(WsEvent::Ping(payload));
+            }
             Message::Pong(payload) => {
                 let round_trip = self.timers.pong(&payload);
                 self.events.push(WsEvent::Pong(payload));
@@ -533,7 +538,7 @@ impl<T: Transport> Core<T> {
                 self.events.push(WsEvent::CloseFrame(frame.clone()));
                 let by_us = matches!(self.phase, Phase::Closing);
                 // tungstenite queues its answer; it leaves with the next flush.
-                self.out.force_flush();
+                self.out.flush_answer();
                 self.set_phase(Phase::PeerClosed { frame, by_us });
             }
             // tungstenite's reader never yields raw frames.
@@ -551,7 +556,7 @@ impl<T: Transport> Core<T> {
                 if let Err(err) = &result {
                     self.events.push(WsEvent::Error(Arc::new(err.clone())));
                 }
-                self.out.force_flush();
+                self.out.flush_answer();
                 self.set_phase(Phase::Ending {
                     result,
                     drain: false,
