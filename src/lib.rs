@@ -60,6 +60,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod close_handle;
 mod config;
 mod core;
 mod futures_io;
@@ -72,6 +73,7 @@ mod ws_event;
 mod ws_stream;
 
 pub use crate::{
+    close_handle::CloseHandle,
     config::{Config, TextPolicy},
     split::{ReadHalf, ReuniteError, WriteHalf},
     transport::{Joined, Transport},

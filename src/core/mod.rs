@@ -29,7 +29,10 @@ use self::{
     keepalive::{Timers, Verdict},
     output::{Output, PingState},
 };
-use crate::{Config, TextPolicy, Transport, WsErr, WsEvent};
+use crate::{
+    CloseHandle, Config, TextPolicy, Transport, WsErr, WsEvent,
+    close_handle::{CloseRequest, close_frame},
+};
 
 /// Where the connection is. Every change goes through [`Core::set_phase`], which wakes both
 /// sides.
@@ -92,6 +95,8 @@ pub(crate) struct Core<T> {
     events: Events,
     /// The close frame chosen with `close_with`, for the next `close`.
     close_frame: Option<CloseFrame>,
+    /// Shared with the [`CloseHandle`]s, once one was made.
+    close_request: Option<Arc<CloseRequest>>,
     wakers: Arc<Wakers>,
     /// Wakes both sides; every poll of the sink and of the timers uses it.
     both: Waker,
@@ -108,6 +113,7 @@ impl<T> Core<T> {
             timers: Timers::new(&config),
             events: Events::new(),
             close_frame: None,
+            close_request: None,
             both: Waker::from(Arc::clone(&wakers)),
             wakers,
             config,
@@ -163,26 +169,17 @@ impl<T> Core<T> {
 
     /// Sets the close frame that the next `close` sends.
     pub(crate) fn set_close_frame(&mut self, code: CloseCode, reason: &str) -> Result<(), WsErr> {
-        let allowed = code.is_allowed() && u16::from(code) >= 1000;
-        if !allowed {
-            return Err(WsErr::InvalidCloseCode { code });
-        }
-        // A control frame carries at most 125 bytes: 2 for the code, 123 for the reason.
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        // A write buffer limit too small for the frame fails this call only.
-        if 2 + end > self.out.control_max() {
-            return Err(WsErr::ControlTooLarge {
-                max: self.out.control_max(),
-            });
-        }
-        self.close_frame = Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason.get(..end).unwrap_or_default()),
-        });
+        self.close_frame = Some(close_frame(code, reason, self.out.control_max())?);
         Ok(())
+    }
+
+    /// A handle that closes this stream from anywhere.
+    pub(crate) fn close_handle(&mut self) -> CloseHandle {
+        let control_max = self.out.control_max();
+        let request = self
+            .close_request
+            .get_or_insert_with(|| Arc::new(CloseRequest::new(control_max)));
+        CloseHandle::new(Arc::clone(request), self.both.clone())
     }
 
     /// The error for an operation on a connection that no longer takes bytes.
@@ -257,6 +254,13 @@ impl<T> Core<T> {
         self.wakers.writer.wake();
     }
 
+    /// We close: our frame follows the buffered bytes out.
+    fn start_close(&mut self, frame: CloseFrame) {
+        debug!("closing the WebSocket with {frame:?}");
+        self.out.queue_close(frame);
+        self.set_phase(Phase::Closing);
+    }
+
     /// Ends the connection with `result`, published first when it is a new error.
     fn end(&mut self, result: Result<(), WsErr>) {
         if let Err(err) = &result {
@@ -323,6 +327,11 @@ impl<T: Transport> Core<T> {
     // ---------------------------------------------------------------------------------------
 
     fn drive(&mut self) {
+        if let Some(frame) = self.close_request.as_ref().and_then(|r| r.take()) {
+            if let Phase::Open = self.phase {
+                self.start_close(frame);
+            }
+        }
         let mut both = Context::from_waker(&self.both);
         // Twice at most: a keepalive ping that fell due goes into the sink at once.
         for _ in 0..2 {
@@ -495,7 +504,10 @@ impl<T: Transport> Core<T> {
     /// paths (a write that fits, a read of the next message) skip it, and the waker
     /// registration that must precede it.
     fn is_quiet(&self) -> bool {
-        matches!(self.phase, Phase::Open) && !self.out.is_due() && self.timers.is_idle()
+        matches!(self.phase, Phase::Open)
+            && !self.out.is_due()
+            && self.timers.is_idle()
+            && !self.close_request.as_ref().is_some_and(|r| r.is_pending())
     }
 
     /// The connection ended because a timer ran out.
@@ -765,9 +777,7 @@ impl<T: Transport> Core<T> {
                 code: CloseCode::Normal,
                 reason: Utf8Bytes::default(),
             });
-            debug!("closing the WebSocket with {frame:?}");
-            self.out.queue_close(frame);
-            self.set_phase(Phase::Closing);
+            self.start_close(frame);
         }
         self.out.want_flush();
         self.drive();
