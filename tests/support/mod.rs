@@ -11,6 +11,7 @@ pub mod frames;
 pub mod harness;
 pub mod pipe;
 pub mod rng;
+pub mod write_harness;
 #[cfg(not(fuzzing))]
 pub mod ws;
 
