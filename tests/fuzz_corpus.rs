@@ -275,3 +275,72 @@ fn write_seeds() {
         fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap_or_default();
     }
 }
+
+/// Not a test: groups the inputs of a folder by the check they fail (the first line of the
+/// panic, numbers masked), with the smallest input of each group, to sort crashes found by
+/// the `write_close` fuzzer:
+/// `CLASSIFY_DIR=fuzz/artifacts/write_close cargo test --test fuzz_corpus classify -- --ignored --nocapture`.
+#[test]
+#[ignore = "a tool for sorting crashes"]
+fn classify() {
+    use std::collections::BTreeMap;
+    let Some(dir) = std::env::var_os("CLASSIFY_DIR") else {
+        return;
+    };
+    let mut entries: Vec<_> = fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut groups: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    for path in &entries {
+        let data = fs::read(path).unwrap_or_default();
+        let key = match std::panic::catch_unwind(|| write_harness::run(&data)) {
+            Ok(()) => "passes".to_owned(),
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                let mut key = String::new();
+                for c in msg.lines().next().unwrap_or_default().chars() {
+                    if !c.is_ascii_digit() {
+                        key.push(c);
+                    } else if !key.ends_with('#') {
+                        key.push('#');
+                    }
+                }
+                key.chars().take(90).collect()
+            }
+        };
+        groups
+            .entry(key)
+            .or_default()
+            .push((data.len(), path.display().to_string()));
+    }
+    std::panic::set_hook(hook);
+    for (key, mut inputs) in groups {
+        inputs.sort();
+        println!("{} x {key}\n    smallest: {}", inputs.len(), inputs[0].1);
+    }
+}
+
+/// Not a test: replays one `write_close` input, printing what it decodes to, with the
+/// stream's and tungstenite's logs (`RUST_LOG`, e.g. `debug`):
+/// `REPLAY=path RUST_LOG=debug cargo test --test fuzz_corpus replay -- --ignored --nocapture`.
+#[test]
+#[ignore = "a tool for reading a crash"]
+fn replay() {
+    let Some(path) = std::env::var_os("REPLAY") else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let data = fs::read(path).unwrap_or_default();
+    println!("{}", write_harness::describe(&data));
+    write_harness::run(&data);
+}

@@ -69,6 +69,7 @@ use support::{
     harness::drive,
     pipe::{End, pipe_chunked},
     rng::Rng,
+    write_harness::Control,
 };
 
 fn config(seed: u64) -> PtConfig {
@@ -194,44 +195,6 @@ enum Outcome {
 }
 
 type OpFuture = Pin<Box<dyn Future<Output = Outcome>>>;
-
-/// `close_with` and `send_ping`, on the write half and on the whole stream.
-trait Control {
-    fn close_code(
-        &mut self,
-        code: CloseCode,
-        reason: &'static str,
-    ) -> impl Future<Output = io::Result<()>>;
-    fn ping(&mut self, payload: Bytes) -> impl Future<Output = io::Result<()>>;
-}
-
-impl Control for WriteHalf<Ws> {
-    fn close_code(
-        &mut self,
-        code: CloseCode,
-        reason: &'static str,
-    ) -> impl Future<Output = io::Result<()>> {
-        self.close_with(code, reason)
-    }
-
-    fn ping(&mut self, payload: Bytes) -> impl Future<Output = io::Result<()>> {
-        self.send_ping(payload)
-    }
-}
-
-impl Control for WsStream<Tap> {
-    fn close_code(
-        &mut self,
-        code: CloseCode,
-        reason: &'static str,
-    ) -> impl Future<Output = io::Result<()>> {
-        self.close_with(code, reason)
-    }
-
-    fn ping(&mut self, payload: Bytes) -> impl Future<Output = io::Result<()>> {
-        self.send_ping(payload)
-    }
-}
 
 fn write_op<W>(h: Rc<RefCell<W>>, offered: Vec<u8>, vectored: bool, cut: usize) -> OpFuture
 where
@@ -389,7 +352,9 @@ struct Side {
     dropped_early: bool,
     /// Dropped at all.
     dropped: bool,
-    /// Results of flushes and closes, for the trace.
+    /// A flush or close failed when this many bytes had been accepted.
+    flush_failed_at: Option<usize>,
+    /// The data of its writes.
     rng: Rng,
 }
 
@@ -406,6 +371,7 @@ impl Side {
             close_done: false,
             dropped_early: false,
             dropped: false,
+            flush_failed_at: None,
             rng: Rng::new(seed),
         }
     }
@@ -678,17 +644,26 @@ impl World {
                             side.name
                         ))
                     } else if on_wire.len() < side.accepted.len() {
+                        // Silent, unless an earlier flush or close (after the missing bytes
+                        // were accepted) failed: then this `Ok` contradicts that failure.
+                        let reported = side.flush_failed_at.is_some_and(|at| at > on_wire.len());
                         Some(format!(
                             "{}: {op:?} returned Ok with {} of {} accepted bytes on the wire \
-                             (silent loss)",
+                             ({})",
                             side.name,
                             on_wire.len(),
-                            side.accepted.len()
+                            side.accepted.len(),
+                            if reported {
+                                "an earlier flush or close failed: the error is not sticky"
+                            } else {
+                                "silent loss"
+                            }
                         ))
                     } else {
                         None
                     }
                 } else {
+                    side.flush_failed_at = Some(side.accepted.len());
                     None
                 }
             }
