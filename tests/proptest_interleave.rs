@@ -178,6 +178,10 @@ enum Op {
     FillBuf(usize),
     /// The peer drops its stream, and with it the transport.
     Drop,
+    /// The peer ends its direction of the transport (our reader sees EOF) and goes silent: it
+    /// never reads again, and keeps its end open, so our writes back up without a wake-up from
+    /// the transport. Ignored once the peer sent its close frame.
+    Shutdown,
 }
 
 /// What an operation returned.
@@ -348,8 +352,10 @@ struct Side {
     close_polled: bool,
     /// A close operation completed (with any result).
     close_done: bool,
-    /// Dropped before its reader ended.
+    /// Dropped, or shut down, before its reader ended.
     dropped_early: bool,
+    /// Shut down (see `Op::Shutdown`).
+    shut_down: bool,
     /// Dropped at all.
     dropped: bool,
     /// A flush or close failed when this many bytes had been accepted.
@@ -370,6 +376,7 @@ impl Side {
             close_polled: false,
             close_done: false,
             dropped_early: false,
+            shut_down: false,
             dropped: false,
             flush_failed_at: None,
             rng: Rng::new(seed),
@@ -557,6 +564,10 @@ impl World {
                     self.drop_peer();
                     return;
                 }
+                if op == Op::Shutdown {
+                    self.shut_down_peer();
+                    return;
+                }
                 let Some(fut) = self.start(who, op) else {
                     return;
                 };
@@ -603,6 +614,31 @@ impl World {
         }
     }
 
+    /// The peer ends its direction of the transport and goes silent (see `Op::Shutdown`).
+    fn shut_down_peer(&mut self) {
+        if self.theirs.close_polled || self.theirs.close_done {
+            return;
+        }
+        let Some(peer) = &self.peer else {
+            return;
+        };
+        for task in &mut self.tasks {
+            if task.who == Who::Peer {
+                task.current = None;
+                task.script.clear();
+                task.drain = false;
+            }
+        }
+        let mut peer = peer.borrow_mut();
+        let tap = peer.get_mut().get_mut();
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let _ = Pin::new(&mut tap.inner).poll_close(&mut cx);
+        drop(peer);
+        self.note("Peer: shut down".into());
+        self.theirs.shut_down = true;
+        self.theirs.dropped_early = self.theirs.read_end.is_none();
+    }
+
     /// Checks one outcome against what is known so far and records it.
     fn record(&mut self, who: Who, op: Op, outcome: Outcome) {
         let (side, other) = self.side(who);
@@ -638,7 +674,8 @@ impl World {
                     // (a) Ok means every byte accepted so far is on the wire, and after a
                     // close, a whole close frame (unless the transport is gone).
                     let on_wire = side.wire_payload();
-                    if closed && side.first_close().is_none() && !other.dropped {
+                    if closed && side.first_close().is_none() && !other.dropped && !other.shut_down
+                    {
                         Some(format!(
                             "{}: {op:?} returned Ok, but no whole close frame is on the wire",
                             side.name
@@ -767,6 +804,7 @@ fn short(outcome: &Outcome) -> String {
 enum PeerEnd {
     Close(u16),
     Drop,
+    Shutdown,
 }
 
 #[derive(Debug, Clone)]
@@ -890,6 +928,7 @@ fn run(case: &Case, soft: bool) -> Vec<String> {
     // or drops the transport); our reader reads to the end; our writer flushes or closes.
     world.note("-- final phase --".into());
     let peer_closed = world.theirs.close_polled || world.theirs.close_done;
+    let peer_silent = world.theirs.shut_down;
     let mut cancelled = false;
     for task in &mut world.tasks {
         match task.who {
@@ -900,10 +939,14 @@ fn run(case: &Case, soft: bool) -> Vec<String> {
                     cancelled = true;
                 }
                 task.script.clear();
+                if peer_silent {
+                    continue;
+                }
                 if !peer_closed {
                     task.script.push_back(match case.peer_end {
                         PeerEnd::Close(code) => Op::Close(Some(code)),
                         PeerEnd::Drop => Op::Drop,
+                        PeerEnd::Shutdown => Op::Shutdown,
                     });
                 }
                 task.drain = true;
@@ -947,7 +990,7 @@ fn run(case: &Case, soft: bool) -> Vec<String> {
             return world.violations.into_inner();
         }
         let ended = world.ours.read_end.is_some()
-            && (world.theirs.read_end.is_some() || world.theirs.dropped);
+            && (world.theirs.read_end.is_some() || world.theirs.dropped || world.theirs.shut_down);
         if ended {
             after_end += 1;
             if after_end > MAX_POLLS_AFTER_END {
@@ -1096,7 +1139,7 @@ fn peer_op(drop: bool) -> BoxedStrategy<Op> {
         1 => close_code().prop_map(|c| Op::Close(Some(c))),
     ];
     if drop {
-        prop_oneof![18 => ops, 1 => Just(Op::Drop)].boxed()
+        prop_oneof![18 => ops, 1 => Just(Op::Drop), 1 => Just(Op::Shutdown)].boxed()
     } else {
         ops.boxed()
     }
@@ -1107,7 +1150,8 @@ fn peer_op(drop: bool) -> BoxedStrategy<Op> {
 fn buffers() -> impl Strategy<Value = (usize, Option<usize>)> {
     (
         prop_oneof![2 => Just(0usize), 1 => 1usize..256, 1 => Just(128 * 1024)],
-        prop_oneof![Just(None), (16usize..2048).prop_map(Some)],
+        // At least room for a ping of 125 bytes (131 with its header) besides the buffer.
+        prop_oneof![Just(None), (160usize..2048).prop_map(Some)],
     )
 }
 
@@ -1134,7 +1178,7 @@ prop_compose! {
         peer in prop::collection::vec(peer_op(drop), 0..24),
         our_final in our_final(),
         peer_end in if drop {
-            Just(PeerEnd::Drop).boxed()
+            prop_oneof![Just(PeerEnd::Drop), Just(PeerEnd::Shutdown)].boxed()
         } else {
             close_code().prop_map(PeerEnd::Close).boxed()
         },
@@ -1170,6 +1214,165 @@ proptest! {
     }
 }
 
+// ------------------------------------------------------------------------------------------
+// The smallest cases of each failure found on the engine of the time (shrunk with
+// `SURVEY_SHRINK=<part of the message>`, see `survey`). They pass once the engine keeps the
+// contract.
+// ------------------------------------------------------------------------------------------
+
+fn w(len: usize) -> Op {
+    Op::Write {
+        len,
+        vectored: false,
+    }
+}
+
+/// The minimal shape of a case: unchunked pipe, write-through tungstenite, no spurious polls.
+fn small_case(capacity: usize, seed: u64, max_message: (usize, usize)) -> Case {
+    Case {
+        client: false,
+        capacity,
+        chunk: 0,
+        seed,
+        our_max_message: max_message.0,
+        peer_max_message: max_message.1,
+        our_buffers: (0, None),
+        peer_buffers: (0, None),
+        writer: Vec::new(),
+        reader: Vec::new(),
+        peer: Vec::new(),
+        our_final: Op::Flush,
+        peer_end: PeerEnd::Close(1000),
+        spurious: false,
+    }
+}
+
+/// The peer's close arrives while a written byte waits in our buffer: the byte is dropped and
+/// `close` returns `Ok` (silent loss).
+#[test]
+fn found_close_ok_after_the_peers_close_stranded_bytes() {
+    run(
+        &Case {
+            writer: vec![w(1); 9],
+            reader: vec![Op::Read(107), Op::Read(1)],
+            peer: vec![
+                Op::Ping(4),
+                Op::Close(Some(1000)),
+                Op::Read(1),
+                w(1),
+                w(1),
+                Op::Read(2),
+            ],
+            our_final: Op::Close(None),
+            ..small_case(7, 399_857_071_267_002_860, (1, 108))
+        },
+        false,
+    );
+}
+
+/// `close` returns `Ok` after the peer's close, with our close answer not (wholly) on the
+/// wire.
+#[test]
+fn found_close_ok_without_a_close_frame_on_the_wire() {
+    run(
+        &Case {
+            writer: vec![w(1), w(1), Op::Close(None)],
+            peer: vec![Op::Close(Some(1000))],
+            peer_end: PeerEnd::Drop,
+            spurious: true,
+            ..small_case(1, 0, (6, 1))
+        },
+        false,
+    );
+}
+
+/// We (a server) close; the peer's close arrives while our close frame is still in
+/// tungstenite's buffer; tungstenite ends the connection and the stream reports EOF and
+/// `close` Ok without flushing it: the peer, once we drop the connection, sees a truncated
+/// stream (`UnexpectedEof`).
+#[test]
+fn found_eof_before_our_close_frame_left() {
+    run(
+        &Case {
+            writer: vec![
+                w(322),
+                Op::Flush,
+                Op::Ping(0),
+                Op::Ping(16),
+                Op::Close(Some(1000)),
+            ],
+            reader: vec![Op::Read(2)],
+            peer: vec![w(1), w(1), Op::Read(1), Op::Close(Some(1000))],
+            peer_end: PeerEnd::Drop,
+            ..small_case(25, 12_533_777_528_144_435_717, (322, 1))
+        },
+        false,
+    );
+}
+
+/// The peer ends its direction and stops reading: our reader ends (`UnexpectedEof`), but a
+/// write waiting for room in the transport is never woken (hang).
+#[test]
+fn found_write_not_woken_when_the_connection_ends() {
+    run(
+        &Case {
+            writer: vec![w(1), w(1), w(1)],
+            reader: vec![Op::Read(1)],
+            peer: vec![w(77), w(1)],
+            peer_end: PeerEnd::Shutdown,
+            ..small_case(1, 784_645_408_096_993_531, (1, 77))
+        },
+        false,
+    );
+}
+
+/// The same with a flush: it stays pending after the end, never woken, and would keep
+/// waiting for a transport that does not drain instead of failing (hang).
+#[test]
+fn found_flush_not_woken_when_the_connection_ends() {
+    run(
+        &Case {
+            writer: vec![w(1), Op::Flush],
+            peer: vec![Op::Shutdown],
+            peer_end: PeerEnd::Drop,
+            ..small_case(1, 0, (1, 1))
+        },
+        false,
+    );
+}
+
+/// The peer vanished: handing a written byte to tungstenite failed (the payload is gone), the
+/// write had returned `Ok`, and the next `flush` returns `Ok` (silent loss).
+#[test]
+fn found_flush_ok_after_a_failed_send() {
+    run(
+        &Case {
+            writer: vec![w(1), Op::Flush],
+            reader: vec![Op::Read(1)],
+            peer: vec![Op::Drop],
+            peer_end: PeerEnd::Drop,
+            ..small_case(1, 4_349_952_418_041_113_774, (1, 1))
+        },
+        false,
+    );
+}
+
+/// A flush failed (bytes stranded by the peer's close), then `close` returns `Ok`: the
+/// failure is not sticky.
+#[test]
+fn found_close_ok_after_a_failed_flush() {
+    run(
+        &Case {
+            writer: vec![w(1), w(1), Op::Flush],
+            reader: vec![Op::Read(1)],
+            peer: vec![Op::Close(Some(1000)), Op::Read(1), Op::Read(1)],
+            our_final: Op::Close(None),
+            ..small_case(1, 0, (1, 1))
+        },
+        false,
+    );
+}
+
 /// Not a property: runs many cases of both kinds and counts the failures by their first line
 /// (digits masked), with the smallest case of each, so every kind of failure shows at once
 /// (proptest stops at the first). `SURVEY_CASES` sets the cases per kind (default 2000):
@@ -1187,6 +1390,10 @@ fn survey() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    if let Ok(pattern) = std::env::var("SURVEY_SHRINK") {
+        shrink(&pattern, cases);
+        return;
+    }
     let hook = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
     let mut failures: BTreeMap<String, (usize, usize, String)> = BTreeMap::new();
@@ -1251,4 +1458,30 @@ fn mask_digits(msg: &str) -> String {
         }
     }
     out
+}
+
+/// For the survey: the smallest case whose violations include `pattern`, for each property.
+fn shrink(pattern: &str, cases: usize) {
+    use proptest::test_runner::{Config as RunnerConfig, TestError, TestRunner};
+    for drop in [false, true] {
+        let config = RunnerConfig {
+            cases: u32::try_from(cases).unwrap_or(u32::MAX),
+            failure_persistence: None,
+            ..RunnerConfig::default()
+        };
+        let mut runner = TestRunner::new(config);
+        let result = runner.run(&case(drop), |case| {
+            let found = run(&case, true);
+            match found.iter().find(|msg| msg.contains(pattern)) {
+                Some(msg) => Err(TestCaseError::fail(
+                    msg.lines().next().unwrap_or_default().to_owned(),
+                )),
+                None => Ok(()),
+            }
+        });
+        match result {
+            Err(TestError::Fail(why, case)) => println!("{why}\n{case:?}\n"),
+            other => println!("drop: {drop}: {other:?}"),
+        }
+    }
 }
