@@ -7,9 +7,9 @@ mod support;
 
 use std::alloc::System;
 
-use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use support::*;
 use tungstenite::Message;
 use ws_stream_tungstenite::WsStream;
 

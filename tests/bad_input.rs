@@ -4,8 +4,8 @@ mod support;
 
 use std::io;
 
-use support::*;
 use futures::AsyncReadExt;
+use support::*;
 use tungstenite::{Message, protocol::WebSocketConfig};
 use ws_stream_tungstenite::{Config, TextPolicy, WsErr, WsStream};
 

@@ -4,8 +4,8 @@ mod support;
 
 use std::{io, time::Duration};
 
-use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use support::*;
 use tungstenite::{Message, protocol::frame::coding::CloseCode};
 use ws_stream_tungstenite::{Config, WsErr, WsStream};
 

@@ -3,8 +3,8 @@
 mod support;
 
 use asynchronous_codec::{Framed, LinesCodec};
-use support::*;
 use futures::{SinkExt, StreamExt, TryStreamExt};
+use support::*;
 use ws_stream_tungstenite::WsStream;
 
 #[tokio::test]

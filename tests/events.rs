@@ -3,9 +3,9 @@
 mod support;
 
 use bytes::Bytes;
-use support::*;
 use futures::{AsyncReadExt, SinkExt, StreamExt};
 use pharos::{Channel, Observable, ObserveConfig};
+use support::*;
 use tungstenite::{
     Message,
     protocol::{CloseFrame, frame::coding::CloseCode},

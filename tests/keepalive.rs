@@ -8,9 +8,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use pharos::{Observable, ObserveConfig};
+use support::*;
 use tungstenite::Message;
 use ws_stream_tungstenite::{Config, WsErr, WsEvent, WsStream};
 

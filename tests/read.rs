@@ -9,8 +9,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use support::*;
 use futures::{AsyncBufReadExt, AsyncReadExt, SinkExt, Stream};
+use support::*;
 use tungstenite::{
     Message,
     protocol::{CloseFrame, frame::coding::CloseCode},

@@ -5,9 +5,9 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::*;
 use futures::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 use pharos::{Observable, ObserveConfig};
+use support::*;
 use tungstenite::{Message, protocol::frame::coding::CloseCode};
 use ws_stream_tungstenite::{Config, Joined, WsEvent, WsIo, WsStream};
 

@@ -2,8 +2,8 @@
 
 mod support;
 
-use support::within;
 use futures::{AsyncReadExt, AsyncWriteExt};
+use support::within;
 use ws_stream_tungstenite::{Config, WsIo};
 
 #[tokio::test]

@@ -4,8 +4,8 @@ mod support;
 
 use std::io::{self, IoSlice};
 
-use support::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use support::*;
 use tungstenite::{Message, protocol::WebSocketConfig};
 use ws_stream_tungstenite::{Config, WsStream};
 
