@@ -16,6 +16,7 @@ pub mod pipe;
 #[cfg(not(fuzzing))]
 pub mod ready;
 pub mod rng;
+pub mod write_harness;
 #[cfg(not(fuzzing))]
 pub mod stuck;
 #[cfg(not(fuzzing))]
