@@ -352,6 +352,10 @@ struct Side {
     close_polled: bool,
     /// A close operation completed (with any result).
     close_done: bool,
+    /// The ping in progress started after our close completed or the reader ended. (One that
+    /// started before may still succeed: it reached the transport before the end and its
+    /// flush completed after.)
+    ping_late: bool,
     /// Dropped, or shut down, before its reader ended.
     dropped_early: bool,
     /// Shut down (see `Op::Shutdown`).
@@ -375,6 +379,7 @@ impl Side {
             read_end: None,
             close_polled: false,
             close_done: false,
+            ping_late: false,
             dropped_early: false,
             shut_down: false,
             dropped: false,
@@ -568,6 +573,10 @@ impl World {
                     self.shut_down_peer();
                     return;
                 }
+                if matches!(op, Op::Ping(_)) {
+                    let (side, _) = self.side(who);
+                    side.ping_late = side.close_done || side.read_end.is_some();
+                }
                 let Some(fut) = self.start(who, op) else {
                     return;
                 };
@@ -662,11 +671,8 @@ impl World {
                     Err(_) => None,
                 }
             }
-            Outcome::Ping(result) => {
-                let after_end = side.close_done || side.read_end.is_some();
-                (after_end && result.is_ok())
-                    .then(|| format!("{}: a ping succeeded after the end", side.name))
-            }
+            Outcome::Ping(result) => (side.ping_late && result.is_ok())
+                .then(|| format!("{}: a ping succeeded after the end", side.name)),
             Outcome::Flush(result) | Outcome::Close(result) => {
                 let closed = matches!(op, Op::Close(_));
                 side.close_done |= closed;

@@ -548,7 +548,9 @@ impl<T: Transport> Core<T> {
             Message::Close(frame) => {
                 debug!("the peer sent a close frame: {frame:?}");
                 self.events.push(WsEvent::CloseFrame(frame.clone()));
-                let by_us = matches!(self.phase, Phase::Closing);
+                // Ours went first only if it reached the sink: a frame still queued behind
+                // buffered bytes never will, and the peer's close decides.
+                let by_us = self.out.close_state().0;
                 // tungstenite queues its answer; it leaves with the next flush.
                 self.out.flush_answer();
                 self.set_phase(Phase::PeerClosed { frame, by_us });

@@ -16,9 +16,9 @@ pub mod pipe;
 #[cfg(not(fuzzing))]
 pub mod ready;
 pub mod rng;
-pub mod write_harness;
 #[cfg(not(fuzzing))]
 pub mod stuck;
+pub mod write_harness;
 #[cfg(not(fuzzing))]
 pub mod ws;
 
