@@ -530,8 +530,10 @@ impl<T: Transport> Core<T> {
             },
             Message::Ping(payload) => {
                 // tungstenite queued the pong; it goes out with the next drive, even if the
-                // reader then waits for a full observer.
-                self.out.flush_answer();
+                // reader then waits for a full observer. A broken transport takes nothing.
+                if !matches!(self.phase, Phase::Broken { .. }) {
+                    self.out.flush_answer();
+                }
                 self.events.push(WsEvent::Ping(payload));
             }
             Message::Pong(payload) => {
@@ -720,10 +722,12 @@ impl<T: Transport> Core<T> {
         if self.out.lost() {
             return Poll::Ready(Err(self.closed_err().into()));
         }
-        if self.out.is_idle() {
-            return Poll::Ready(Ok(()));
+        match self.phase {
+            _ if self.out.is_idle() => Poll::Ready(Ok(())),
+            // Nothing will be written any more: what is not confirmed now never will be.
+            Phase::Broken { .. } | Phase::Done(_) => Poll::Ready(Err(self.closed_err().into())),
+            _ => Poll::Pending,
         }
-        Poll::Pending
     }
 
     /// Sends a ping with this payload and flushes it, ahead of buffered bytes. `ticket` keeps
