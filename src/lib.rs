@@ -135,6 +135,8 @@
 //!   protocol's own errors), never for "done".
 //! - After closing, **keep reading until EOF**: that receives the peer's answer and completes
 //!   the handshake, within [`Config::close_timeout`] (10 s by default).
+//! - To close from another task (a server's shutdown signal), take a [`CloseHandle`] from the
+//!   stream or a half first; it closes with a code after the bytes already written.
 //! - **There is no half-close.** A TCP socket can stop writing and go on reading; a WebSocket
 //!   cannot: once one side sent its close frame, the other cannot send the rest of its data
 //!   (bytes still buffered then are reported: `flush` and `close` fail with `NotConnected`).
@@ -200,6 +202,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod close_handle;
 mod config;
 mod core;
 mod futures_io;
@@ -212,6 +215,7 @@ mod ws_event;
 mod ws_stream;
 
 pub use crate::{
+    close_handle::CloseHandle,
     config::{Config, TextPolicy},
     split::{ReadHalf, ReuniteError, WriteHalf},
     transport::{Joined, Transport},

@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::{Transport, WsErr, WsEvent, WsIo, core::Core};
+use crate::{CloseHandle, Transport, WsErr, WsEvent, WsIo, core::Core};
 
 type Shared<T> = Arc<Mutex<Core<T>>>;
 
@@ -208,6 +208,11 @@ impl<T> ReadHalf<T> {
         }
     }
 
+    /// A handle that closes the stream from another task: see [`WsIo::close_handle`].
+    pub fn close_handle(&self) -> CloseHandle {
+        lock(&self.shared).close_handle()
+    }
+
     /// Whether `write` is the other half of this stream.
     pub fn is_pair_of(&self, write: &WriteHalf<T>) -> bool {
         Arc::ptr_eq(&self.shared, &write.shared)
@@ -275,6 +280,11 @@ impl<T: Transport> ReadHalf<T> {
 }
 
 impl<T> WriteHalf<T> {
+    /// A handle that closes the stream from another task: see [`WsIo::close_handle`].
+    pub fn close_handle(&self) -> CloseHandle {
+        lock(&self.shared).close_handle()
+    }
+
     pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<T>> {
         lock(&self.shared)
     }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::{Config, Transport, WsErr, WsEvent, core::Core};
+use crate::{CloseHandle, Config, Transport, WsErr, WsEvent, core::Core};
 
 /// A WebSocket over async-tungstenite's [`WebSocketStream`], as a byte stream.
 ///
@@ -19,9 +19,9 @@ use crate::{Config, Transport, WsErr, WsEvent, core::Core};
 /// # A TCP client
 ///
 /// `connect_async` (feature `tokio-runtime`) gives a `WebSocketStream<ConnectStream>`. This
-/// client sends a line to the `echo_server` example (`cargo run --example echo_server --
-/// 127.0.0.1:9001`), reads the echo, then closes with 1000: the client finishes last, so it
-/// closes.
+/// client sends a line to the `echo_server` example (`cargo run -p integrations --example
+/// echo_server -- 127.0.0.1:9001`), reads the echo, then closes with 1000: the client finishes
+/// last, so it closes.
 ///
 /// ```no_run
 /// use futures::{AsyncReadExt, AsyncWriteExt};
@@ -238,6 +238,14 @@ impl<T> WsIo<T> {
         } else {
             Err(self)
         }
+    }
+
+    /// A handle that closes this stream from another task (a shutdown signal, a supervisor),
+    /// with a code and reason, after the bytes already written: see [`CloseHandle`]. Handles
+    /// of one stream share one request; the halves of a [split](Self::into_split) stream hand
+    /// out the same.
+    pub fn close_handle(&mut self) -> CloseHandle {
+        self.core.close_handle()
     }
 
     /// Gets a reference to the underlying WebSocket.

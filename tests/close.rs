@@ -155,3 +155,97 @@ async fn both_ends_close_at_once() {
     })
     .await;
 }
+
+/// A shutdown signal closes a stream whose halves are busy in two other tasks: the peer gets
+/// every byte written before, then 1001; the writer's next write fails; the reader gets EOF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_handle_closes_halves_busy_in_other_tasks() {
+    within(10, async {
+        let (ours, peer) = ws_pair().await;
+        let (mut reader, mut writer) = WsStream::new(ours).into_split();
+        let handle = writer.close_handle();
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let end = reader.read_to_end(&mut got).await;
+            (got, end)
+        });
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let writing = tokio::spawn(async move {
+            let mut written = Vec::new();
+            let mut started = Some(started_tx);
+            for i in 0u32.. {
+                let chunk = i.to_be_bytes();
+                match writer.write_all(&chunk).await {
+                    Ok(()) => written.extend_from_slice(&chunk),
+                    Err(err) => return (written, err),
+                }
+                if i % 64 == 0 {
+                    if let Err(err) = writer.flush().await {
+                        return (written, err);
+                    }
+                    if let Some(tx) = started.take() {
+                        let _ = tx.send(());
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+            unreachable!()
+        });
+        let peer_task = tokio::spawn(async move {
+            let mut peer = WsStream::new(peer);
+            let mut got = Vec::new();
+            let end = peer.read_to_end(&mut got).await;
+            (got, end)
+        });
+        started_rx.await.unwrap();
+        handle
+            .close(CloseCode::Away, "server shutting down")
+            .unwrap();
+        let (written, err) = writing.await.unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err:?}");
+        let (peer_got, peer_end) = peer_task.await.unwrap();
+        assert!(peer_end.is_ok(), "1001 is a clean end: {peer_end:?}");
+        // Every byte the writer saw accepted went out ahead of the close frame, in order.
+        assert_eq!(peer_got.len(), written.len());
+        assert!(peer_got == written, "the peer got other bytes");
+        let (_, end) = reading.await.unwrap();
+        assert!(
+            end.is_ok(),
+            "our reader ends with EOF once the peer answered: {end:?}"
+        );
+    })
+    .await;
+}
+
+/// A reader parked on a silent peer is woken by the request and sends the close itself.
+#[tokio::test]
+async fn a_close_handle_wakes_a_parked_reader() {
+    within(10, async {
+        let (ours, peer) = ws_pair().await;
+        let mut stream = WsStream::new(ours);
+        let handle = stream.close_handle();
+        // Invalid codes change nothing.
+        assert!(matches!(
+            handle.close(CloseCode::Status, ""),
+            Err(WsErr::InvalidCloseCode { .. })
+        ));
+        let closer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            handle.close(CloseCode::Library(4100), "bye").unwrap();
+            // Later requests change nothing.
+            handle.close(CloseCode::Normal, "again").unwrap();
+        });
+        let peer_task = tokio::spawn(peer_close_frame(peer));
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).await.unwrap(), 0);
+        closer.await.unwrap();
+        assert_eq!(peer_task.await.unwrap(), Some((4100, "bye".to_owned())));
+        // The stream knows it closed: close() reports Ok, writes are refused.
+        stream.close().await.unwrap();
+        assert_eq!(
+            stream.write(b"x").await.unwrap_err().kind(),
+            io::ErrorKind::NotConnected
+        );
+    })
+    .await;
+}

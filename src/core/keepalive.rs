@@ -94,6 +94,11 @@ impl Timers {
         }
     }
 
+    /// No timer runs.
+    pub(super) fn is_idle(&self) -> bool {
+        self.keepalive.is_none() && self.send.is_none() && self.close.is_none()
+    }
+
     fn watching(&self) -> bool {
         self.keepalive.is_some() || self.send.is_some()
     }
@@ -150,9 +155,9 @@ impl Timers {
         self.close = None;
     }
 
-    /// Polls every running timer. `open`: the keepalive runs only while data flows; `due`:
-    /// output waits for the transport (the send timeout's clock runs).
-    pub(super) fn poll(&mut self, cx: &mut Context<'_>, open: bool, due: bool) -> Verdict {
+    /// Polls every running timer. `due`: output waits for the transport (the send timeout's
+    /// clock runs).
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>, due: bool) -> Verdict {
         if let Some(close) = &mut self.close {
             if Pin::new(close).poll(cx).is_ready() {
                 self.close = None;
@@ -165,8 +170,8 @@ impl Timers {
             }
         }
         match &mut self.keepalive {
-            Some(ka) if open => ka.poll(cx, self.life),
-            _ => Verdict::Quiet,
+            Some(ka) => ka.poll(cx, self.life),
+            None => Verdict::Quiet,
         }
     }
 }

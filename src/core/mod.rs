@@ -29,7 +29,10 @@ use self::{
     keepalive::{Timers, Verdict},
     output::{Output, PingState},
 };
-use crate::{Config, TextPolicy, Transport, WsErr, WsEvent};
+use crate::{
+    CloseHandle, Config, TextPolicy, Transport, WsErr, WsEvent,
+    close_handle::{CloseRequest, close_frame},
+};
 
 /// Where the connection is. Every change goes through [`Core::set_phase`], which wakes both
 /// sides.
@@ -92,6 +95,8 @@ pub(crate) struct Core<T> {
     events: Events,
     /// The close frame chosen with `close_with`, for the next `close`.
     close_frame: Option<CloseFrame>,
+    /// Shared with the [`CloseHandle`]s, once one was made.
+    close_request: Option<Arc<CloseRequest>>,
     wakers: Arc<Wakers>,
     /// Wakes both sides; every poll of the sink and of the timers uses it.
     both: Waker,
@@ -108,6 +113,7 @@ impl<T> Core<T> {
             timers: Timers::new(&config),
             events: Events::new(),
             close_frame: None,
+            close_request: None,
             both: Waker::from(Arc::clone(&wakers)),
             wakers,
             config,
@@ -163,26 +169,17 @@ impl<T> Core<T> {
 
     /// Sets the close frame that the next `close` sends.
     pub(crate) fn set_close_frame(&mut self, code: CloseCode, reason: &str) -> Result<(), WsErr> {
-        let allowed = code.is_allowed() && u16::from(code) >= 1000;
-        if !allowed {
-            return Err(WsErr::InvalidCloseCode { code });
-        }
-        // A control frame carries at most 125 bytes: 2 for the code, 123 for the reason.
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        // A write buffer limit too small for the frame fails this call only.
-        if 2 + end > self.out.control_max() {
-            return Err(WsErr::ControlTooLarge {
-                max: self.out.control_max(),
-            });
-        }
-        self.close_frame = Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason.get(..end).unwrap_or_default()),
-        });
+        self.close_frame = Some(close_frame(code, reason, self.out.control_max())?);
         Ok(())
+    }
+
+    /// A handle that closes this stream from anywhere.
+    pub(crate) fn close_handle(&mut self) -> CloseHandle {
+        let control_max = self.out.control_max();
+        let request = self
+            .close_request
+            .get_or_insert_with(|| Arc::new(CloseRequest::new(control_max)));
+        CloseHandle::new(Arc::clone(request), self.both.clone())
     }
 
     /// The error for an operation on a connection that no longer takes bytes.
@@ -257,6 +254,13 @@ impl<T> Core<T> {
         self.wakers.writer.wake();
     }
 
+    /// We close: our frame follows the buffered bytes out.
+    fn start_close(&mut self, frame: CloseFrame) {
+        debug!("closing the WebSocket with {frame:?}");
+        self.out.queue_close(frame);
+        self.set_phase(Phase::Closing);
+    }
+
     /// Ends the connection with `result`, published first when it is a new error.
     fn end(&mut self, result: Result<(), WsErr>) {
         if let Err(err) = &result {
@@ -323,6 +327,11 @@ impl<T: Transport> Core<T> {
     // ---------------------------------------------------------------------------------------
 
     fn drive(&mut self) {
+        if let Some(frame) = self.close_request.as_ref().and_then(|r| r.take()) {
+            if let Phase::Open = self.phase {
+                self.start_close(frame);
+            }
+        }
         let mut both = Context::from_waker(&self.both);
         // Twice at most: a keepalive ping that fell due goes into the sink at once.
         for _ in 0..2 {
@@ -347,9 +356,11 @@ impl<T: Transport> Core<T> {
                     return self.finish_ending();
                 }
             }
-            let open = matches!(self.phase, Phase::Open);
-            match self.timers.poll(&mut both, open, self.out.is_due()) {
+            match self.timers.poll(&mut both, self.out.is_due()) {
                 Verdict::Quiet => return,
+                // After our close frame no ping may follow: the peer's answer is the sign of
+                // life awaited, within the same timeout.
+                Verdict::PingDue if !matches!(self.phase, Phase::Open) => return,
                 Verdict::PingDue => {
                     if self
                         .out
@@ -445,15 +456,19 @@ impl<T: Transport> Core<T> {
         // Release the spent message first: tungstenite can then reuse its read buffer instead
         // of allocating a new one.
         self.rbuf = Bytes::new();
-        self.wakers.reader.register(cx.waker());
         loop {
-            // A polled reader pushes out what was written: nobody else may be polling.
-            self.out.want_flush();
-            self.drive();
+            if !(self.out.is_idle() && self.is_quiet()) {
+                // A polled reader pushes out what was written: nobody else may be polling.
+                self.wakers.reader.register(cx.waker());
+                self.out.want_flush();
+                self.drive();
+            }
             let done = matches!(self.phase, Phase::Done(_));
             if self.events.poll_deliver(cx, done).is_pending() && !self.timed_out() {
                 // A full observer holds back input, and the end it decided; a timer's verdict
-                // ends the reader anyway (the events stay queued).
+                // ends the reader anyway (the events stay queued). Output for us, a timer or a
+                // phase change still wake this task.
+                self.wakers.reader.register(cx.waker());
                 return Poll::Pending;
             }
             let drain = match &self.phase {
@@ -466,6 +481,8 @@ impl<T: Transport> Core<T> {
             };
             let polled = Pin::new(&mut self.inner).poll_next(cx);
             let Poll::Ready(item) = polled else {
+                // Whoever has output for us, or a phase change, wakes this task.
+                self.wakers.reader.register(cx.waker());
                 return Poll::Pending;
             };
             if drain {
@@ -481,6 +498,16 @@ impl<T: Transport> Core<T> {
                 return Poll::Ready(Ok(()));
             }
         }
+    }
+
+    /// Nothing for the drive step to do: open, no output due, no timer running. Lets the hot
+    /// paths (a write that fits, a read of the next message) skip it, and the waker
+    /// registration that must precede it.
+    fn is_quiet(&self) -> bool {
+        matches!(self.phase, Phase::Open)
+            && !self.out.is_due()
+            && self.timers.is_idle()
+            && !self.close_request.as_ref().is_some_and(|r| r.is_pending())
     }
 
     /// The connection ended because a timer ran out.
@@ -501,7 +528,14 @@ impl<T: Transport> Core<T> {
                 TextPolicy::Accept => self.rbuf = Bytes::from(text),
                 TextPolicy::Reject => self.fail(WsErr::ReceivedText, true),
             },
-            Message::Ping(payload) => self.events.push(WsEvent::Ping(payload)),
+            Message::Ping(payload) => {
+                // tungstenite queued the pong; it goes out with the next drive, even if the
+                // reader then waits for a full observer. A broken transport takes nothing.
+                if !matches!(self.phase, Phase::Broken { .. }) {
+                    self.out.flush_answer();
+                }
+                self.events.push(WsEvent::Ping(payload));
+            }
             Message::Pong(payload) => {
                 let round_trip = self.timers.pong(&payload);
                 self.events.push(WsEvent::Pong(payload));
@@ -516,9 +550,11 @@ impl<T: Transport> Core<T> {
             Message::Close(frame) => {
                 debug!("the peer sent a close frame: {frame:?}");
                 self.events.push(WsEvent::CloseFrame(frame.clone()));
-                let by_us = matches!(self.phase, Phase::Closing);
+                // Ours went first only if it reached the sink: a frame still queued behind
+                // buffered bytes never will, and the peer's close decides.
+                let by_us = self.out.close_state().0;
                 // tungstenite queues its answer; it leaves with the next flush.
-                self.out.force_flush();
+                self.out.flush_answer();
                 self.set_phase(Phase::PeerClosed { frame, by_us });
             }
             // tungstenite's reader never yields raw frames.
@@ -536,7 +572,7 @@ impl<T: Transport> Core<T> {
                 if let Err(err) = &result {
                     self.events.push(WsEvent::Error(Arc::new(err.clone())));
                 }
-                self.out.force_flush();
+                self.out.flush_answer();
                 self.set_phase(Phase::Ending {
                     result,
                     drain: false,
@@ -648,20 +684,24 @@ impl<T: Transport> Core<T> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.wakers.writer.register(cx.waker());
-        self.drive();
+        // Register before any poll of the sink or a timer, which may wake at once.
+        if !self.is_quiet() {
+            self.wakers.writer.register(cx.waker());
+            self.drive();
+        }
         self.writable()?;
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
         if self.out.is_full() {
-            // Backpressure: the transport must take the full message first.
+            // Backpressure: the drive found the transport busy with the full message.
             return Poll::Pending;
         }
         let was_idle = self.out.is_idle();
         let taken = self.out.take(bufs);
         if self.out.is_full() {
             // Start moving a full message right away.
+            self.wakers.writer.register(cx.waker());
             self.drive();
         }
         if was_idle {
@@ -682,10 +722,12 @@ impl<T: Transport> Core<T> {
         if self.out.lost() {
             return Poll::Ready(Err(self.closed_err().into()));
         }
-        if self.out.is_idle() {
-            return Poll::Ready(Ok(()));
+        match self.phase {
+            _ if self.out.is_idle() => Poll::Ready(Ok(())),
+            // Nothing will be written any more: what is not confirmed now never will be.
+            Phase::Broken { .. } | Phase::Done(_) => Poll::Ready(Err(self.closed_err().into())),
+            _ => Poll::Pending,
         }
-        Poll::Pending
     }
 
     /// Sends a ping with this payload and flushes it, ahead of buffered bytes. `ticket` keeps
@@ -741,9 +783,7 @@ impl<T: Transport> Core<T> {
                 code: CloseCode::Normal,
                 reason: Utf8Bytes::default(),
             });
-            debug!("closing the WebSocket with {frame:?}");
-            self.out.queue_close(frame);
-            self.set_phase(Phase::Closing);
+            self.start_close(frame);
         }
         self.out.want_flush();
         self.drive();

@@ -59,6 +59,9 @@ pub(super) struct Output {
     flush_due: bool,
     /// Frames went into the sink since its last completed flush.
     unflushed: bool,
+    /// tungstenite holds frames of its own (a pong, the answer to the peer's close) that the
+    /// next flush sends.
+    answer: bool,
     /// Frames handed to the sink, and that count when its last flush completed.
     handed: u64,
     flushed: u64,
@@ -114,6 +117,7 @@ impl Output {
             control_max,
             flush_due: false,
             unflushed: false,
+            answer: false,
             handed: 0,
             flushed: 0,
             ping: None,
@@ -142,7 +146,7 @@ impl Output {
 
     /// Nothing buffered, nothing unflushed.
     pub(super) fn is_idle(&self) -> bool {
-        self.buf.is_empty() && !self.unflushed
+        self.buf.is_empty() && !self.unflushed && !self.answer
     }
 
     pub(super) fn is_full(&self) -> bool {
@@ -169,10 +173,10 @@ impl Output {
         }
     }
 
-    /// The sink holds something we did not write (tungstenite's answer to the peer's close):
-    /// flush it once more.
-    pub(super) fn force_flush(&mut self) {
-        self.unflushed = true;
+    /// The sink holds something we did not write (a pong, the answer to the peer's close):
+    /// flush it, even while the reader waits for an observer.
+    pub(super) fn flush_answer(&mut self) {
+        self.answer = true;
         self.flush_due = true;
     }
 
@@ -273,6 +277,7 @@ impl Output {
         self.strand();
         self.unconfirmed |= self.unflushed;
         self.unflushed = false;
+        self.answer = false;
         self.flush_due = false;
     }
 
@@ -385,12 +390,13 @@ impl Output {
         cx: &mut Context<'_>,
         moved: &mut Moved,
     ) -> Result<bool, TungErr> {
-        if !(self.flush_due && self.unflushed) {
+        if !(self.flush_due && (self.unflushed || self.answer)) {
             return Ok(true);
         }
         match Pin::new(inner).poll_flush(cx) {
             Poll::Ready(Ok(())) => {
                 self.unflushed = false;
+                self.answer = false;
                 self.flushed = self.handed;
                 moved.progress = true;
                 Ok(true)

@@ -1,7 +1,7 @@
 //! An echo server: every connection's byte stream is sent back as it arrives.
 //!
 //! ```sh
-//! cargo run --example echo_server -- 127.0.0.1:9001 [--close-timeout SECS] \
+//! cargo run -p integrations --example echo_server -- 127.0.0.1:9001 [--close-timeout SECS] \
 //!     [--ping-interval SECS] [--ping-timeout SECS] [--send-timeout SECS] \
 //!     [--allow-origin ORIGIN]...
 //! ```
