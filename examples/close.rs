@@ -4,7 +4,8 @@
 //! cargo run --example close
 //! ```
 //!
-//! The client calls `close_with(4000, "maintenance")` and keeps reading to complete the
+//! The client calls `close_with(CloseCode::Away, "maintenance")` (1001, going away: a normal
+//! finish, which the peer reads as the end of the stream) and keeps reading to complete the
 //! handshake, but the server (busy elsewhere) does not read for 5 s, so it never answers in
 //! time. With `Config::close_timeout` at 2 s, the client's reader ends with `TimedOut` and the
 //! client drops the connection. When the server finally reads, it sees the client's close frame
@@ -13,12 +14,12 @@
 
 use std::{error::Error, time::Duration};
 
-use async_tungstenite::tokio::{accept_async, connect_async};
 use futures::{AsyncReadExt, StreamExt};
-use pharos::{Observable, ObserveConfig};
 use tokio::net::TcpListener;
-use tungstenite::protocol::frame::coding::CloseCode;
-use ws_stream_tungstenite::{Config, WsErr, WsEvent, WsStream};
+use ws_stream_tungstenite::{
+    CloseCode, Config, Observable, ObserveConfig, WsErr, WsEvent, WsStream,
+    async_tungstenite::tokio::{accept_async, connect_async},
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
@@ -51,13 +52,11 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     });
 
     let (ws, _) = connect_async(format!("ws://{addr}/")).await?;
-    let config = Config::default().close_timeout(Some(Duration::from_secs(2)));
+    let config = Config::default().close_timeout(Duration::from_secs(2));
     let mut stream = WsStream::with_config(ws, config);
 
-    println!("client: closing with 4000 \"maintenance\"");
-    stream
-        .close_with(CloseCode::Library(4000), "maintenance")
-        .await?;
+    println!("client: closing with 1001 \"maintenance\"");
+    stream.close_with(CloseCode::Away, "maintenance").await?;
     let started = tokio::time::Instant::now();
     let mut rest = Vec::new();
     let err = stream

@@ -9,16 +9,21 @@
 //! `asynchronous_codec::LinesCodec`, code that knows nothing about WebSockets. The client sends
 //! a few lines, the server answers each, both print the events they observe (the client pings,
 //! the server sees the ping, the client sees the pong and the server's close frame), then the
-//! client closes with 1000 and both ends see a clean end of stream. Exits 0 within a second.
+//! client, which finishes last, closes with 1000 (normal) and both ends see a clean end of
+//! stream. Exits 0 within a second.
+//!
+//! Everything WebSocket comes from `ws_stream_tungstenite` and its re-exports: this package
+//! depends on no other WebSocket crate (see `examples/Cargo.toml`).
 
 use std::error::Error;
 
-use async_tungstenite::tokio::{accept_async, connect_async};
 use asynchronous_codec::{Framed, LinesCodec};
-use futures::{SinkExt, StreamExt, TryStreamExt};
-use pharos::{Observable, ObserveConfig};
+use futures::{AsyncReadExt, SinkExt, StreamExt, TryStreamExt};
 use tokio::net::TcpListener;
-use ws_stream_tungstenite::{WsEvent, WsStream};
+use ws_stream_tungstenite::{
+    Bytes, Channel, CloseCode, Events, Observable, ObserveConfig, WsEvent, WsStream,
+    async_tungstenite::tokio::{accept_async, connect_async},
+};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -31,7 +36,7 @@ async fn main() -> Result<(), BoxError> {
     let server = tokio::spawn(async move {
         let (tcp, peer) = listener.accept().await?;
         let mut stream = WsStream::new(accept_async(tcp).await?);
-        let events = stream.observe(ObserveConfig::default()).await?;
+        let events = stream.observe(observer()).await?;
         tokio::spawn(print_events("server", events));
 
         let mut lines = Framed::new(stream, LinesCodec);
@@ -46,9 +51,11 @@ async fn main() -> Result<(), BoxError> {
 
     let (ws, _response) = connect_async(format!("ws://{addr}/")).await?;
     let mut stream = WsStream::new(ws);
-    let events = stream.observe(ObserveConfig::default()).await?;
+    let events = stream.observe(observer()).await?;
     let client_events = tokio::spawn(print_events("client", events));
-    stream.send_ping(b"are you there?".to_vec().into()).await?;
+    stream
+        .send_ping(Bytes::from_static(b"are you there?"))
+        .await?;
 
     let mut lines = Framed::new(stream, LinesCodec);
     for text in ["hello", "WebSocket as a byte stream", "bye"] {
@@ -57,10 +64,11 @@ async fn main() -> Result<(), BoxError> {
         println!("client -> {text:?}, server says {}", reply.trim_end());
     }
 
-    // Flushes, sends close 1000; reading on to EOF completes the handshake.
-    lines.close().await?;
-    assert!(lines.try_next().await?.is_none());
-    drop(lines);
+    // The client has every answer it expects, so it closes: 1000 (normal), which the server
+    // reads as the end of the stream. Reading on to EOF receives the server's answer to it.
+    let mut stream = lines.into_inner();
+    stream.close_with(CloseCode::Normal, "bye").await?;
+    stream.read_to_end(&mut Vec::new()).await?;
     println!("client: closed cleanly");
 
     server.await??;
@@ -68,7 +76,13 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn print_events(side: &'static str, mut events: pharos::Events<WsEvent>) {
+/// Observe with a bounded channel: a flood of pings cannot grow memory (the reader waits for the
+/// observer instead).
+fn observer() -> ObserveConfig<WsEvent> {
+    ObserveConfig::default().channel(Channel::Bounded(16))
+}
+
+async fn print_events(side: &'static str, mut events: Events<WsEvent>) {
     while let Some(event) = events.next().await {
         match event {
             WsEvent::Ping(p) => println!("{side} event: ping {:?}", String::from_utf8_lossy(&p)),

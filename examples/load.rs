@@ -15,7 +15,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_tungstenite::tokio::{accept_async_with_config, client_async_with_config};
 use futures::{
     AsyncReadExt, AsyncWriteExt,
     future::{join, try_join_all},
@@ -24,8 +23,11 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{Barrier, Semaphore},
 };
-use tungstenite::protocol::WebSocketConfig;
-use ws_stream_tungstenite::WsStream;
+use ws_stream_tungstenite::{
+    WsStream,
+    async_tungstenite::tokio::{accept_async_with_config, client_async_with_config},
+    tungstenite::protocol::WebSocketConfig,
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -22,6 +22,12 @@ pub enum TextPolicy {
 /// `max_frame_size`, write buffer sizes) belong to tungstenite's `WebSocketConfig`, given when
 /// the `WebSocketStream` is created.
 ///
+/// Each setting is set by the method of its name, which returns the changed `Config` (use the
+/// result: the methods are `#[must_use]`), and read back by `get_` and its name, as with
+/// `std::process::Command` (`current_dir` and `get_current_dir`). Durations are given as a
+/// [`Duration`], or as `None` where the setting can be off; the same value in
+/// `Some` works too.
+///
 /// ```
 /// use std::time::Duration;
 /// use ws_stream_tungstenite::{Config, TextPolicy};
@@ -29,9 +35,15 @@ pub enum TextPolicy {
 /// let config = Config::default()
 ///     .max_message_size(16 * 1024)
 ///     .text_policy(TextPolicy::Accept)
-///     .close_timeout(Some(Duration::from_secs(3)));
+///     .close_timeout(Duration::from_secs(3))
+///     // Keepalive: a ping after 30 s of silence, the peer declared dead 10 s later.
+///     .ping_interval(Duration::from_secs(30))
+///     .ping_timeout(Duration::from_secs(10))
+///     .send_timeout(None);
 ///
 /// assert_eq!(config.get_max_message_size(), 16 * 1024);
+/// assert_eq!(config.get_close_timeout(), Some(Duration::from_secs(3)));
+/// assert_eq!(config.get_send_timeout(), None);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -73,12 +85,14 @@ impl Config {
     /// sooner and keep the write buffer small; larger values cost less per byte. The value is
     /// further capped so that one frame, header included, always fits tungstenite's
     /// `max_write_buffer_size`.
+    #[must_use = "returns the changed Config and leaves this one as it was"]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes.max(1);
         self
     }
 
     /// What to do with text messages (default: [`TextPolicy::Reject`]).
+    #[must_use = "returns the changed Config and leaves this one as it was"]
     pub fn text_policy(mut self, policy: TextPolicy) -> Self {
         self.text_policy = policy;
         self
@@ -88,8 +102,11 @@ impl Config {
     /// 10 s; `None` waits forever). When it runs out the reader ends with
     /// [`WsErr::CloseTimeout`](crate::WsErr::CloseTimeout), unless the peer's close frame did
     /// arrive and only the transport's teardown was slow, which counts as a clean end.
-    pub fn close_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.close_timeout = timeout;
+    ///
+    /// Takes a `Duration`, `Some(Duration)` or `None`.
+    #[must_use = "returns the changed Config and leaves this one as it was"]
+    pub fn close_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.close_timeout = timeout.into();
         self
     }
 
@@ -97,14 +114,22 @@ impl Config {
     /// frame from the peer counts as a sign of life, so a busy connection never pings.
     /// Pair with [`ping_timeout`](Self::ping_timeout). Proxies and NATs commonly drop idle
     /// connections after 60 to 270 s; 30 s is a safe choice for a long-lived stream.
-    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.ping_interval = interval.filter(|d| !d.is_zero());
+    ///
+    /// Takes a `Duration`, `Some(Duration)` or `None` (off); a zero duration counts as `None`.
+    #[must_use = "returns the changed Config and leaves this one as it was"]
+    pub fn ping_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.ping_interval = interval.into().filter(|d| !d.is_zero());
         self
     }
 
     /// Keepalive: how long to wait for any frame after a keepalive ping before the connection is
     /// declared dead (default 20 s). Has no effect without a
     /// [`ping_interval`](Self::ping_interval).
+    ///
+    /// A plain `Duration`, not an `Option`: keepalive is switched on and off by
+    /// [`ping_interval`](Self::ping_interval) alone, and a keepalive that never declares the
+    /// peer dead would not find a dead peer.
+    #[must_use = "returns the changed Config and leaves this one as it was"]
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
         self.ping_timeout = timeout;
         self
@@ -119,18 +144,17 @@ impl Config {
     /// A server sets this to shed clients that stopped reading without wrapping every write in
     /// a timer. Output waiting for a flush that nobody asked for does not count: the clock runs
     /// only while something is due to go out (a full message, a flush, a control frame).
-    /// `Some(Duration::ZERO)` counts as `None`.
-    pub fn send_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.send_timeout = timeout.filter(|d| !d.is_zero());
+    ///
+    /// Takes a `Duration`, `Some(Duration)` or `None` (off); a zero duration counts as `None`.
+    #[must_use = "returns the changed Config and leaves this one as it was"]
+    pub fn send_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.send_timeout = timeout.into().filter(|d| !d.is_zero());
         self
     }
 
-    /// The configured [`send_timeout`](Self::send_timeout).
-    pub fn get_send_timeout(&self) -> Option<Duration> {
-        self.send_timeout
-    }
-
-    /// The configured [`max_message_size`](Self::max_message_size).
+    /// The configured [`max_message_size`](Self::max_message_size). The size in effect on a
+    /// stream, which tungstenite's write buffer limit may lower, is
+    /// [`WsIo::max_message_size`](crate::WsIo::max_message_size).
     pub fn get_max_message_size(&self) -> usize {
         self.max_message_size
     }
@@ -153,5 +177,10 @@ impl Config {
     /// The configured [`ping_timeout`](Self::ping_timeout).
     pub fn get_ping_timeout(&self) -> Duration {
         self.ping_timeout
+    }
+
+    /// The configured [`send_timeout`](Self::send_timeout).
+    pub fn get_send_timeout(&self) -> Option<Duration> {
+        self.send_timeout
     }
 }

@@ -28,6 +28,25 @@ fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Core<T>> {
 ///
 /// Reading also pushes out what the write half wrote, and drives the close handshake and the
 /// keepalive, as for the whole stream: keep a task reading.
+///
+/// A task that prints the lines a server sends until it closes (`ReadHalf` is `AsyncBufRead`,
+/// so `lines()` needs no `BufReader`):
+///
+/// ```
+/// use futures::{AsyncBufReadExt, TryStreamExt};
+/// use ws_stream_tungstenite::{
+///     ReadHalf,
+///     async_tungstenite::{WebSocketStream, tokio::ConnectStream},
+/// };
+///
+/// async fn print_lines(reader: ReadHalf<WebSocketStream<ConnectStream>>) -> std::io::Result<()> {
+///     let mut lines = reader.lines();
+///     while let Some(line) = lines.try_next().await? {
+///         println!("{line}");
+///     }
+///     Ok(()) // EOF: the server closed with 1000 or 1001
+/// }
+/// ```
 pub struct ReadHalf<T> {
     shared: Shared<T>,
     /// The part of the current message handed out by `poll_fill_buf`.
@@ -36,6 +55,39 @@ pub struct ReadHalf<T> {
 
 /// The write half of a [`WsIo`], from [`WsIo::into_split`]: `AsyncWrite` (futures and, with
 /// `tokio_io`, tokio), [`close_with`](Self::close_with) and [`send_ping`](Self::send_ping).
+///
+/// A task that sends a heartbeat line and a ping every second, until told to stop, then closes
+/// with 1000; the read half, read in another task, reports the round trips and completes the
+/// close handshake:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use futures::AsyncWriteExt;
+/// use tokio::sync::oneshot;
+/// use ws_stream_tungstenite::{
+///     Bytes, CloseCode, WriteHalf,
+///     async_tungstenite::{WebSocketStream, tokio::ConnectStream},
+/// };
+///
+/// async fn heartbeat(
+///     mut writer: WriteHalf<WebSocketStream<ConnectStream>>,
+///     mut stop: oneshot::Receiver<()>,
+/// ) -> std::io::Result<()> {
+///     let mut ticks = tokio::time::interval(Duration::from_secs(1));
+///     loop {
+///         tokio::select! {
+///             _ = ticks.tick() => {
+///                 writer.write_all(b"still here\n").await?;
+///                 writer.flush().await?;
+///                 writer.send_ping(Bytes::from_static(b"rtt")).await?;
+///             }
+///             _ = &mut stop => break,
+///         }
+///     }
+///     writer.close_with(CloseCode::Normal, "bye").await
+/// }
+/// ```
 pub struct WriteHalf<T> {
     shared: Shared<T>,
 }
@@ -52,18 +104,28 @@ impl<T> WsIo<T> {
     /// must keep being read to complete the close handshake. Put them back together with
     /// [`ReadHalf::reunite`].
     ///
-    /// ```
-    /// # async fn demo(stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
-    /// use futures::{AsyncReadExt, AsyncWriteExt};
-    /// use tungstenite::protocol::frame::coding::CloseCode;
+    /// A client that sends a request from one task and reads the answer in another, then
+    /// closes with 1000 once it has read what it expects (a WebSocket has no half-close: closing
+    /// right after the request would cut the answer off):
     ///
-    /// let (mut reader, mut writer) = stream.into_split();
-    /// let mut received = Vec::new();
-    /// let (read, close) = futures::join!(reader.read_to_end(&mut received), async {
-    ///     writer.write_all(b"request").await?;
-    ///     writer.close_with(CloseCode::Library(4000), "done").await
-    /// });
-    /// # let _ = (read, close); Ok(()) }
+    /// ```
+    /// use futures::{AsyncReadExt, AsyncWriteExt};
+    /// use ws_stream_tungstenite::{WsStream, async_tungstenite::tokio::ConnectStream};
+    ///
+    /// async fn request(stream: WsStream<ConnectStream>) -> std::io::Result<Vec<u8>> {
+    ///     let (mut reader, mut writer) = stream.into_split();
+    ///     let reading = tokio::spawn(async move {
+    ///         let mut answer = vec![0; 8];
+    ///         reader.read_exact(&mut answer).await.map(|()| (reader, answer))
+    ///     });
+    ///     writer.write_all(b"request\n").await?;
+    ///     writer.flush().await?;
+    ///     let (mut reader, answer) = reading.await??;
+    ///
+    ///     writer.close().await?; // 1000: the peer reads EOF
+    ///     reader.read_to_end(&mut Vec::new()).await?; // EOF: the handshake is complete
+    ///     Ok(answer)
+    /// }
     /// ```
     pub fn into_split(self) -> (ReadHalf<T>, WriteHalf<T>) {
         let shared = Arc::new(Mutex::new(self.core));
@@ -93,11 +155,36 @@ impl<T> fmt::Display for ReuniteError<T> {
 impl<T> std::error::Error for ReuniteError<T> {}
 
 impl<T> ReadHalf<T> {
-    /// Puts the halves back together.
+    /// Puts the halves back together. Bytes that the read half had taken from a message but
+    /// not handed out yet are kept.
     ///
     /// # Errors
     ///
     /// Gives both halves back if they come from different streams.
+    ///
+    /// ```
+    /// use futures::{AsyncReadExt, AsyncWriteExt};
+    /// use ws_stream_tungstenite::{WsStream, async_tungstenite::tokio::ConnectStream};
+    ///
+    /// async fn greet_then_close(stream: WsStream<ConnectStream>) -> std::io::Result<()> {
+    ///     let (mut reader, mut writer) = stream.into_split();
+    ///     let (greeting, sent) = futures::join!(
+    ///         async {
+    ///             let mut greeting = [0; 5];
+    ///             reader.read_exact(&mut greeting).await.map(|()| greeting)
+    ///         },
+    ///         writer.write_all(b"hello"),
+    ///     );
+    ///     let (greeting, ()) = (greeting?, sent?);
+    ///     println!("{}", String::from_utf8_lossy(&greeting));
+    ///
+    ///     // One stream again, for code that wants a single `AsyncRead + AsyncWrite`.
+    ///     let mut stream = reader.reunite(writer).map_err(std::io::Error::other)?;
+    ///     stream.close().await?;
+    ///     stream.read_to_end(&mut Vec::new()).await?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn reunite(self, write: WriteHalf<T>) -> Result<WsIo<T>, ReuniteError<T>> {
         if !Arc::ptr_eq(&self.shared, &write.shared) {
             return Err(ReuniteError(self, write));

@@ -12,20 +12,76 @@ use crate::{CloseHandle, Config, Transport, WsErr, WsEvent, core::Core};
 /// A WebSocket over async-tungstenite's [`WebSocketStream`], as a byte stream.
 ///
 /// This is the type to name in your code; it is [`WsIo`] over a `WebSocketStream<S>`, where `S`
-/// is the connection under the WebSocket (TCP, TLS, ...). All methods and trait
-/// implementations are documented on [`WsIo`].
+/// is the connection under the WebSocket (TCP, TLS, ...): see
+/// [Naming the stream types](crate#naming-the-stream-types) for `S` with each runtime. All
+/// methods and trait implementations are documented on [`WsIo`].
 ///
-/// ```
-/// # async fn demo(ws: async_tungstenite::WebSocketStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
+/// # A TCP client
+///
+/// `connect_async` (feature `tokio-runtime`) gives a `WebSocketStream<ConnectStream>`. This
+/// client sends a line to the `echo_server` example (`cargo run -p integrations --example
+/// echo_server -- 127.0.0.1:9001`), reads the echo, then closes with 1000: the client finishes
+/// last, so it closes.
+///
+/// ```no_run
 /// use futures::{AsyncReadExt, AsyncWriteExt};
-/// use ws_stream_tungstenite::WsStream;
+/// use ws_stream_tungstenite::{
+///     WsStream,
+///     async_tungstenite::tokio::{ConnectStream, connect_async},
+/// };
 ///
-/// let mut stream = WsStream::new(ws);
-/// stream.write_all(b"hello").await?;
-/// stream.flush().await?;
-/// let mut reply = Vec::new();
-/// stream.read_to_end(&mut reply).await?; // Ok only after a clean close by the peer
-/// # Ok(()) }
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let (ws, _response) = connect_async("ws://127.0.0.1:9001/").await?;
+///     let mut stream: WsStream<ConnectStream> = WsStream::new(ws);
+///
+///     stream.write_all(b"hello\n").await?;
+///     stream.flush().await?;
+///     let mut echo = [0; 6];
+///     stream.read_exact(&mut echo).await?;
+///     print!("{}", String::from_utf8_lossy(&echo));
+///
+///     stream.close().await?; // close 1000
+///     stream.read_to_end(&mut Vec::new()).await?; // EOF: the server answered our close
+///     Ok(())
+/// }
+/// ```
+///
+/// # A TCP server
+///
+/// `accept_async` (feature `tokio-runtime`) takes the accepted `TcpStream` and gives a
+/// `WebSocketStream<TokioAdapter<TcpStream>>`. This server echoes every connection on its own
+/// task, until the client closes.
+///
+/// ```no_run
+/// use tokio::net::{TcpListener, TcpStream};
+/// use ws_stream_tungstenite::{
+///     WsStream,
+///     async_tungstenite::tokio::{TokioAdapter, accept_async},
+/// };
+///
+/// type ServerStream = WsStream<TokioAdapter<TcpStream>>;
+///
+/// async fn echo(stream: ServerStream) -> std::io::Result<u64> {
+///     let (mut reader, mut writer) = stream.into_split();
+///     // Ends with EOF when the client closes with 1000 or 1001; an error for other codes.
+///     futures::io::copy(&mut reader, &mut writer).await
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:9001").await?;
+///     loop {
+///         let (tcp, peer) = listener.accept().await?;
+///         tokio::spawn(async move {
+///             let outcome = match accept_async(tcp).await {
+///                 Ok(ws) => echo(WsStream::new(ws)).await,
+///                 Err(handshake) => Err(std::io::Error::other(handshake)),
+///             };
+///             println!("{peer}: {outcome:?}");
+///         });
+///     }
+/// }
 /// ```
 pub type WsStream<S> = WsIo<WebSocketStream<S>>;
 
@@ -129,6 +185,25 @@ impl<T> WsIo<T> {
     ///
     /// The transport's write buffer limits are not known here: if you lowered
     /// `max_write_buffer_size`, lower [`Config::max_message_size`] to match.
+    ///
+    /// With tokio-tungstenite 0.30 (which uses the same tungstenite 0.30), as axum and hyper
+    /// upgrades give it (`examples/integrations/axum.rs` shows the upgrade):
+    ///
+    /// ```
+    /// use futures::{AsyncReadExt, AsyncWriteExt};
+    /// use tokio::net::TcpStream;
+    /// use tokio_tungstenite::WebSocketStream;
+    /// use ws_stream_tungstenite::{Config, WsIo};
+    ///
+    /// async fn echo(tcp: TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+    ///     let ws = tokio_tungstenite::accept_async(tcp).await?;
+    ///     let stream: WsIo<WebSocketStream<TcpStream>> = WsIo::from_transport(ws, Config::default());
+    ///     let (mut reader, mut writer) = stream.into_split();
+    ///     futures::io::copy(&mut reader, &mut writer).await?;
+    ///     writer.close().await?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn from_transport(transport: T, config: Config) -> Self {
         Self {
             core: Core::new(transport, config, None),
@@ -140,8 +215,9 @@ impl<T> WsIo<T> {
         self.core.config()
     }
 
-    /// The largest payload of one outgoing message, once the caps of the configuration and of
-    /// the WebSocket's write buffer are applied.
+    /// The largest payload of one outgoing message in effect: the configured
+    /// [`Config::get_max_message_size`], lowered if the WebSocket's write buffer limit
+    /// (`max_write_buffer_size`) leaves less room.
     pub fn max_message_size(&self) -> usize {
         self.core.max_message()
     }
@@ -209,11 +285,16 @@ impl<T: Transport> WsIo<T> {
     ///
     /// [`AsyncWriteExt::close`]: https://docs.rs/futures/latest/futures/io/trait.AsyncWriteExt.html#method.close
     ///
+    /// A normal finish is 1000 ([`CloseCode::Normal`], what `close` sends) or 1001
+    /// ([`CloseCode::Away`]); the peer reads them as EOF. Other codes reach the peer as an
+    /// error ([`WsErr::PeerClosed`]): use them when something went wrong (see
+    /// [Closing](crate#closing)).
+    ///
     /// ```
     /// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
-    /// use tungstenite::protocol::frame::coding::CloseCode;
+    /// use ws_stream_tungstenite::CloseCode;
     ///
-    /// stream.close_with(CloseCode::Library(4000), "shutting down").await?;
+    /// stream.close_with(CloseCode::Away, "server shutting down").await?;
     /// # Ok(()) }
     /// ```
     pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
@@ -240,7 +321,9 @@ impl<T: Transport> WsIo<T> {
     ///
     /// ```
     /// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
-    /// stream.send_ping(bytes::Bytes::from_static(b"are you there?")).await?;
+    /// use ws_stream_tungstenite::Bytes;
+    ///
+    /// stream.send_ping(Bytes::from_static(b"are you there?")).await?;
     /// # Ok(()) }
     /// ```
     pub async fn send_ping(&mut self, payload: Bytes) -> io::Result<()> {
@@ -264,7 +347,7 @@ impl<T> fmt::Debug for WsIo<T> {
 ///
 /// ```
 /// # async fn demo(mut stream: ws_stream_tungstenite::WsStream<futures::io::Cursor<Vec<u8>>>) -> Result<(), ws_stream_tungstenite::WsErr> {
-/// use pharos::{Channel, Observable, ObserveConfig};
+/// use ws_stream_tungstenite::{Channel, Observable, ObserveConfig};
 ///
 /// // Bounded: a flood of pings cannot grow memory; the reader waits for this observer.
 /// let events = stream.observe(ObserveConfig::default().channel(Channel::Bounded(64))).await?;

@@ -1,7 +1,7 @@
 //! Observing what is not bytes: pings, pongs, round trips and the peer's close frame.
 //!
 //! ```sh
-//! cargo run --example events
+//! cargo run -p integrations --example events
 //! ```
 //!
 //! The server wraps its WebSocket in a `WsStream` and observes its events through pharos (with
@@ -13,15 +13,15 @@
 
 use std::error::Error;
 
-use async_tungstenite::{accept_async, client_async};
-use bytes::Bytes;
 use futures::{AsyncReadExt, StreamExt};
-use pharos::{Channel, Observable, ObserveConfig};
 use smol::net::{TcpListener, TcpStream};
-use tungstenite::{
+use ws_stream_tungstenite::Bytes;
+use ws_stream_tungstenite::async_tungstenite::{accept_async, client_async};
+use ws_stream_tungstenite::tungstenite::{
     Message,
     protocol::{CloseFrame, frame::coding::CloseCode},
 };
+use ws_stream_tungstenite::{Channel, Observable, ObserveConfig};
 use ws_stream_tungstenite::{WsEvent, WsStream};
 
 fn main() -> Result<(), Box<dyn Error + Send + Sync>> {

@@ -7,10 +7,6 @@
 
 use std::{error::Error, future::Future, sync::Arc, time::Duration};
 
-use async_tungstenite::{
-    WebSocketStream,
-    tokio::{TokioAdapter, accept_async, client_async},
-};
 use asynchronous_codec::{Framed, LinesCodec};
 use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt, future::try_join};
 use rustls::{
@@ -20,7 +16,11 @@ use rustls::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
-use tungstenite::protocol::frame::coding::CloseCode;
+use ws_stream_tungstenite::async_tungstenite::{
+    WebSocketStream,
+    tokio::{TokioAdapter, accept_async, client_async},
+};
+use ws_stream_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use ws_stream_tungstenite::{WsErr, WsStream};
 
 type BoxError = Box<dyn Error + Send + Sync>;

@@ -1,7 +1,7 @@
 //! An axum server that hands its WebSocket connections to `ws_stream_tungstenite`, serving a
 //! tiny line protocol, and a client that talks to it; on 127.0.0.1 (port 0).
 //!
-//! Run: `cargo run --example axum` (prints the conversation and exits 0 within a second).
+//! Run: `cargo run -p integrations --example axum` (prints the conversation and exits 0 within a second).
 //!
 //! Shows how to get a tungstenite 0.30 stream out of axum. axum's own `ws` feature does not
 //! fit: its `WebSocket` hides the tungstenite stream behind axum's own `Message` type, and
@@ -33,7 +33,7 @@ use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
-use tungstenite::{handshake::derive_accept_key, protocol::Role};
+use ws_stream_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
 use ws_stream_tungstenite::{Config, WsIo, WsStream};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -151,7 +151,8 @@ where
 }
 
 async fn client(url: &str) -> Result<(), BoxError> {
-    let (ws, _response) = async_tungstenite::tokio::connect_async(url).await?;
+    let (ws, _response) =
+        ws_stream_tungstenite::async_tungstenite::tokio::connect_async(url).await?;
     let mut lines = Framed::new(WsStream::new(ws), LinesCodec);
     for command in ["ping", "upper hello axum", "quit"] {
         lines.send(format!("{command}\n")).await?;

@@ -1,6 +1,6 @@
 //! An echo server and three clients on smol, over 127.0.0.1 (port 0).
 //!
-//! Run: `cargo run --example smol_echo` (prints what each client got back and exits 0 within a
+//! Run: `cargo run -p integrations --example smol_echo` (prints what each client got back and exits 0 within a
 //! second).
 //!
 //! Shows:
@@ -14,10 +14,10 @@
 
 use std::{error::Error, time::Duration};
 
-use async_tungstenite::{accept_async, smol::connect_async};
 use futures::{AsyncReadExt, AsyncWriteExt, future::try_join_all};
 use smol::{Timer, net::TcpListener};
 use ws_stream_tungstenite::WsStream;
+use ws_stream_tungstenite::async_tungstenite::{accept_async, smol::connect_async};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

@@ -1,6 +1,6 @@
 //! A line protocol over `wss://`: TLS with rustls, a self-signed certificate made at start.
 //!
-//! Run: `cargo run --example tls` (prints the exchange and exits 0 within a second).
+//! Run: `cargo run -p integrations --example tls` (prints the exchange and exits 0 within a second).
 //!
 //! Shows that TLS is the business of the layers under `WsStream`:
 //! - server: tokio-rustls' `TlsAcceptor` over the TCP stream, then async-tungstenite's
@@ -16,7 +16,6 @@
 
 use std::{error::Error, sync::Arc, time::Duration};
 
-use async_tungstenite::tokio::{accept_async, client_async};
 use asynchronous_codec::{Framed, LinesCodec};
 use futures::{AsyncReadExt, SinkExt, StreamExt};
 use rustls::{
@@ -27,6 +26,7 @@ use rustls::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use ws_stream_tungstenite::WsStream;
+use ws_stream_tungstenite::async_tungstenite::tokio::{accept_async, client_async};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

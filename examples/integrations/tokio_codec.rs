@@ -1,7 +1,7 @@
 //! A line exchange with `tokio_util::codec::Framed` over the tokio IO traits.
 //!
 //! ```sh
-//! cargo run --example tokio_codec --features tokio_io
+//! cargo run -p integrations --example tokio_codec
 //! ```
 //!
 //! With the feature `tokio_io`, `WsStream` implements tokio's `AsyncRead`, `AsyncBufRead` and
@@ -11,11 +11,11 @@
 
 use std::error::Error;
 
-use async_tungstenite::tokio::{accept_async, connect_async};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_util::codec::{Framed, LinesCodec};
 use ws_stream_tungstenite::WsStream;
+use ws_stream_tungstenite::async_tungstenite::tokio::{accept_async, connect_async};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
