@@ -60,6 +60,9 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(all(feature = "browser", target_arch = "wasm32"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "browser", target_arch = "wasm32"))))]
+pub mod browser;
 mod config;
 mod core;
 mod futures_io;
