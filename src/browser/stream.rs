@@ -597,8 +597,10 @@ impl BrowserStream {
             }
             return match &self.state {
                 State::Done(Ok(())) => Poll::Ready(Ok(())),
-                State::Done(Err(err)) | State::Failing(err) => Poll::Ready(Err(err.clone().into())),
-                State::Connecting | State::Open | State::Closing { .. } => {
+                State::Done(Err(err)) => Poll::Ready(Err(err.clone().into())),
+                // Failing: the error comes once the close completed (or the deadline passed),
+                // as on the native side, so the events are complete when the reader ends.
+                State::Connecting | State::Open | State::Closing { .. } | State::Failing(_) => {
                     // A waiting reader pushes out what was written, as on the native side.
                     if !self.out.buf.is_empty() && !self.out.flush_wanted {
                         self.out.flush_wanted = true;
