@@ -31,7 +31,7 @@ use crate::{Config, WsErr, WsEvent};
 /// sets `readyState` to `CLOSING`. Waiting this long after the drain and finding the socket
 /// still open covers that window; measured with `tests/browser` (the peer closing with 1011
 /// while we write and flush as fast as we can), see the README.
-const SETTLE: Duration = Duration::from_millis(20);
+const SETTLE: Duration = Duration::from_millis(10);
 
 /// The re-check of `bufferedAmount` (browsers fire no event when it drops) starts this soon and
 /// backs off while the buffer does not move, up to `RECHECK_MAX`.

@@ -18,7 +18,7 @@
 //! | `sink` | reads until the end |
 //! | `echo` | sends every binary message back |
 //! | `slow/<secs>` | reads at 1 MiB/s for `<secs>` seconds from the first message, then as fast as it can |
-//! | `fast-1011/<bytes>` | reads as fast as it can; after `<bytes>` bytes it closes with 1011 and reads on |
+//! | `fast-1011/<ms>` | reads as fast as it can; `<ms>` after the first message it closes with 1011 and reads on |
 //! | `stall` | reads nothing for 20 s, then drops the connection |
 //! | `refuse` | refuses the handshake with HTTP 403 |
 //! | `report/<id>` | waits (10 s at most) for session `<id>` to end, then sends its report and closes with 1000 |
@@ -62,7 +62,11 @@ const MIB: usize = 1024 * 1024;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let arg = std::env::args().nth(1);
-    let addr = match arg.as_deref().unwrap_or("127.0.0.1:0").parse::<SocketAddr>() {
+    let addr = match arg
+        .as_deref()
+        .unwrap_or("127.0.0.1:0")
+        .parse::<SocketAddr>()
+    {
         Ok(addr) if addr.ip().is_loopback() => addr,
         _ => {
             eprintln!("usage: contract-server [LOOPBACK_IP:PORT] (default 127.0.0.1:0)");
@@ -175,6 +179,16 @@ async fn connection(tcp: TcpStream, reports: &Reports) -> Result<(), String> {
             Session::default().read_all(&mut ws).await
         }
         ("sink", _) => Session::default().read_all(&mut ws).await,
+        ("stall-1011", ms) => {
+            let ms: u64 = ms.parse().map_err(|_| format!("{path}: bad delay"))?;
+            sleep(Duration::from_millis(ms)).await;
+            let frame = CloseFrame {
+                code: CloseCode::Error,
+                reason: "boom".into(),
+            };
+            let _ = ws.close(Some(frame)).await;
+            Session::default().read_all(&mut ws).await
+        }
         ("stall", _) => {
             sleep(Duration::from_secs(20)).await;
             "end=stalled".to_owned()
@@ -184,9 +198,9 @@ async fn connection(tcp: TcpStream, reports: &Reports) -> Result<(), String> {
             let secs: u64 = secs.parse().map_err(|_| format!("{path}: bad seconds"))?;
             slow(&mut ws, Duration::from_secs(secs)).await
         }
-        ("fast-1011", bytes) => {
-            let after: usize = bytes.parse().map_err(|_| format!("{path}: bad size"))?;
-            close_under_writes(&mut ws, after).await
+        ("fast-1011", ms) => {
+            let ms: u64 = ms.parse().map_err(|_| format!("{path}: bad delay"))?;
+            close_under_writes(&mut ws, Duration::from_millis(ms)).await
         }
         ("report", _) => {
             let report = wait_for_report(reports, id).await;
@@ -259,9 +273,7 @@ impl Session {
     /// Reads until the input ends (15 s at most), then reports.
     async fn read_all(mut self, ws: &mut Ws) -> String {
         let mut end = String::new();
-        let read = async {
-            while self.on(ws.next().await, &mut end) {}
-        };
+        let read = async { while self.on(ws.next().await, &mut end) {} };
         if timeout(Duration::from_secs(15), read).await.is_err() {
             end = "timeout".to_owned();
         }
@@ -330,28 +342,47 @@ async fn slow(ws: &mut Ws, slow_for: Duration) -> String {
             break;
         }
     }
-    format!("early={} {}", early.unwrap_or(session.bytes), session.report(&end))
+    format!(
+        "early={} {}",
+        early.unwrap_or(session.bytes),
+        session.report(&end)
+    )
 }
 
-/// Reads until `after` bytes arrived, closes with 1011 and reads on until the input ends.
-async fn close_under_writes(ws: &mut Ws, after: usize) -> String {
+/// Reads as fast as it can; `after` the first message it closes with 1011 and reads on until
+/// the input ends. The close comes from a timer, at no particular point of the client's writes
+/// and flushes.
+async fn close_under_writes(ws: &mut Ws, after: Duration) -> String {
     let mut session = Session::default();
     let mut end = String::new();
     let mut before = None;
+    let mut deadline = None;
     loop {
-        if before.is_none() && session.bytes >= after {
-            before = Some(session.bytes);
-            let frame = CloseFrame {
-                code: CloseCode::Error,
-                reason: "boom".into(),
-            };
-            if ws.close(Some(frame)).await.is_err() {
-                end = "close-failed".to_owned();
-                break;
+        let next = match deadline {
+            Some(at) if before.is_none() => {
+                tokio::select! {
+                    next = ws.next() => next,
+                    () = tokio::time::sleep_until(at) => {
+                        before = Some(session.bytes);
+                        let frame = CloseFrame {
+                            code: CloseCode::Error,
+                            reason: "boom".into(),
+                        };
+                        if ws.close(Some(frame)).await.is_err() {
+                            end = "close-failed".to_owned();
+                            break;
+                        }
+                        continue;
+                    }
+                }
             }
-        }
-        if !session.on(ws.next().await, &mut end) {
+            _ => ws.next().await,
+        };
+        if !session.on(next, &mut end) {
             break;
+        }
+        if deadline.is_none() {
+            deadline = Some(Instant::now() + after);
         }
     }
     format!("before={} {}", before.unwrap_or(0), session.report(&end))
