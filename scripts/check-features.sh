@@ -21,7 +21,7 @@ run() {
     "$@"
 }
 
-# The crate has one feature, `tokio_io`; with `cargo hack` this would be
+# The features are `tokio_io` and `browser` (wasm32 only, below); with `cargo hack` this would be
 # `cargo hack check --feature-powerset --all-targets`, spelled out here to need no extra tool.
 # Examples and tests that need a feature declare `required-features` and are skipped without it.
 run cargo check --no-default-features
@@ -29,6 +29,18 @@ run cargo check --no-default-features --all-targets
 run cargo check --features tokio_io
 run cargo check --features tokio_io --all-targets
 run cargo check --all-features --all-targets
+# `browser` adds nothing outside wasm32, but must build there too.
+run cargo check --features browser
+
+# The browser side exists only on wasm32: clippy and rustdoc there, warnings denied. `--lib`
+# only: the dev-dependencies are native. Its examples and tests run in `scripts/wasm-e2e.sh`.
+if rustup target list --installed | grep -qx wasm32-unknown-unknown ||
+    rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    run cargo clippy --lib --target wasm32-unknown-unknown --features browser -- -D warnings
+    RUSTDOCFLAGS="-D warnings" run cargo doc --lib --target wasm32-unknown-unknown --features browser --no-deps
+else
+    echo "NOTE: no wasm32-unknown-unknown target (rustup could not add it): browser side not checked"
+fi
 
 if $quick; then
     echo "feature checks passed (--quick: MSRV and docs skipped)"

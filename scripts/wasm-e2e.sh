@@ -126,6 +126,7 @@ say "the examples of the browser module's docs compile for wasm32"
 # rustdoc cannot build them for wasm32 (the crate's dev-dependencies are native), so they are
 # extracted into a test of the contract workspace and compiled there.
 python3 "$root/scripts/browser-doc-examples.py" "$root/src" >"$contract/client/tests/doc_examples.rs"
+rustfmt --edition 2024 "$contract/client/tests/doc_examples.rs"
 (cd "$contract" && cargo build -p contract-client --tests --target wasm32-unknown-unknown)
 
 say "the browser side's contract against ws://$contract_addr"

@@ -107,6 +107,10 @@ async fn main() -> ExitCode {
 /// One connection: the handshake, then the scenario its path names.
 async fn connection(tcp: TcpStream, reports: &Reports) -> Result<(), String> {
     let mut path = String::new();
+    #[allow(
+        clippy::result_large_err,
+        reason = "the handshake callback's signature is tungstenite's"
+    )]
     let callback = |request: &Request, response: Response| {
         path = request.uri().path().to_owned();
         if path.starts_with("/refuse") {
