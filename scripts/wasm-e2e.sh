@@ -102,8 +102,8 @@ server_addr="$addr"
 start_server contract-server
 contract_addr="$addr"
 
-say "native tests of proto"
-(cd "$ws" && cargo test -p proto)
+say "native tests of proto: over an in-memory pipe, and over WsStream on both ends"
+(cd "$ws" && cargo test -p proto -p server)
 
 # The Chromium flags are in each package's webdriver.json. wasm-bindgen-test-runner looks for
 # webdriver.json in its working directory (cargo runs it in the package's directory); the

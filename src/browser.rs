@@ -56,7 +56,7 @@
 //!   a timer re-checks it (browsers fire no event when it drops), so the browser holds at most
 //!   that plus one message however fast the caller writes;
 //! - no silent loss: `flush` returns `Ok` only once everything written left the page
-//!   (`bufferedAmount` reached 0) *and* the socket was still open a moment (20 ms) later.
+//!   (`bufferedAmount` reached 0) *and* the socket was still open a moment (10 ms) later.
 //!   Chromium drops a message that reaches its network process after the peer's close while
 //!   `bufferedAmount` still returns to 0, so a drained buffer alone proves nothing; the socket
 //!   turns `CLOSING` as soon as the network process saw the close. When the connection ends
