@@ -17,8 +17,9 @@ pub enum TextPolicy {
     Accept,
 }
 
-/// Settings of a [`WsStream`](crate::WsStream). Start from [`Config::default()`] and change
-/// what you need; the WebSocket protocol limits themselves (`max_message_size`,
+/// Settings of a [`WsStream`](crate::WsStream) (and of the browser side's `BrowserStream`,
+/// feature `browser`, which uses the ones its docs name). Start from [`Config::default()`] and
+/// change what you need; the WebSocket protocol limits themselves (`max_message_size`,
 /// `max_frame_size`, write buffer sizes) belong to tungstenite's `WebSocketConfig`, given when
 /// the `WebSocketStream` is created.
 ///

@@ -418,9 +418,15 @@ async fn dropping_an_open_stream_closes_with_4006() {
         let mut stream = BrowserStream::connect(&url("sink", &id))
             .await
             .expect("connect");
+        let events = stream
+            .observe(ObserveConfig::default())
+            .await
+            .expect("observe");
         stream.write_all(b"abc").await.expect("write");
         stream.flush().await.expect("flush");
         drop(stream);
+        // The observers' streams end with the stream.
+        assert_eq!(events.count().await, 0);
 
         let seen = report(&id).await;
         assert_eq!(seen["close"], "4006", "{seen:?}");
