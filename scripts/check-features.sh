@@ -43,6 +43,19 @@ run cargo check "${lib[@]}" --features smol-runtime,smol-native-tls
 run cargo check "${lib[@]}" --features async-native-tls
 # Everything at once, with every target of the workspace (examples and integrations included).
 run cargo check --workspace --all-features --all-targets
+run cargo check "${lib[@]}" --features browser
+# `browser` adds nothing outside wasm32, but must build there too.
+run cargo check --features browser
+
+# The browser side exists only on wasm32: clippy and rustdoc there, warnings denied. `--lib`
+# only: the dev-dependencies are native. Its examples and tests run in `scripts/wasm-e2e.sh`.
+if rustup target list --installed | grep -qx wasm32-unknown-unknown ||
+    rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    run cargo clippy --lib --target wasm32-unknown-unknown --features browser -- -D warnings
+    RUSTDOCFLAGS="-D warnings" run cargo doc --lib --target wasm32-unknown-unknown --features browser --no-deps
+else
+    echo "NOTE: no wasm32-unknown-unknown target (rustup could not add it): browser side not checked"
+fi
 
 if $quick; then
     echo "feature checks passed (--quick: MSRV and docs skipped)"

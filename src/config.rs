@@ -17,8 +17,9 @@ pub enum TextPolicy {
     Accept,
 }
 
-/// Settings of a [`WsStream`](crate::WsStream). Start from [`Config::default()`] and change
-/// what you need; the WebSocket protocol limits themselves (`max_message_size`,
+/// Settings of a [`WsStream`](crate::WsStream) (and of the browser side's `BrowserStream`,
+/// feature `browser`, which uses the ones its docs name). Start from [`Config::default()`] and
+/// change what you need; the WebSocket protocol limits themselves (`max_message_size`,
 /// `max_frame_size`, write buffer sizes) belong to tungstenite's `WebSocketConfig`, given when
 /// the `WebSocketStream` is created.
 ///
@@ -53,6 +54,7 @@ pub struct Config {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) ping_timeout: Duration,
     pub(crate) send_timeout: Option<Duration>,
+    pub(crate) browser_high_water: usize,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             ping_interval: None,
             ping_timeout: Self::DEFAULT_PING_TIMEOUT,
             send_timeout: None,
+            browser_high_water: Self::DEFAULT_BROWSER_HIGH_WATER,
         }
     }
 }
@@ -77,6 +80,9 @@ impl Config {
 
     /// Default of [`ping_timeout`](Self::ping_timeout): 20 s.
     pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// Default of [`browser_high_water`](Self::browser_high_water): 1 MiB.
+    pub const DEFAULT_BROWSER_HIGH_WATER: usize = 1024 * 1024;
 
     /// The largest payload of an outgoing message (default 64 KiB, minimum 1).
     ///
@@ -150,6 +156,28 @@ impl Config {
     pub fn send_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.send_timeout = timeout.into().filter(|d| !d.is_zero());
         self
+    }
+
+    /// The browser side only (`browser::BrowserStream`, feature `browser`; `WsStream` ignores
+    /// it): how many bytes the browser may hold unsent (the WebSocket's `bufferedAmount`)
+    /// before writes wait (default 1 MiB, minimum 1).
+    ///
+    /// A browser's `WebSocket.send` never refuses data, so this is the only backpressure a page
+    /// gets: a write returns `Pending` while `bufferedAmount` is at or above this mark, and a
+    /// timer re-checks it (browsers fire no event when the buffer drains). The browser then
+    /// holds at most this much plus one message ([`max_message_size`](Self::max_message_size))
+    /// however fast the caller writes. Lower values bound memory and the bytes at stake when
+    /// the connection breaks more tightly; higher values keep a fast link busy between two
+    /// timer checks (a few milliseconds).
+    #[must_use = "returns the changed Config and leaves this one as it was"]
+    pub fn browser_high_water(mut self, bytes: usize) -> Self {
+        self.browser_high_water = bytes.max(1);
+        self
+    }
+
+    /// The configured [`browser_high_water`](Self::browser_high_water).
+    pub fn get_browser_high_water(&self) -> usize {
+        self.browser_high_water
     }
 
     /// The configured [`max_message_size`](Self::max_message_size). The size in effect on a

@@ -203,6 +203,9 @@
 )]
 
 mod close_handle;
+#[cfg(all(feature = "browser", target_arch = "wasm32"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "browser", target_arch = "wasm32"))))]
+pub mod browser;
 mod config;
 mod core;
 mod futures_io;

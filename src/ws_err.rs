@@ -34,11 +34,12 @@ use tungstenite::{
 #[non_exhaustive]
 pub enum WsErr {
     /// The peer sent a text message while the [`TextPolicy`](crate::TextPolicy) is `Reject`
-    /// (the default). Fatal: the connection was closed with 1003 (unsupported data).
+    /// (the default). Fatal: the connection was closed with 1003 (unsupported data); a browser
+    /// page may not send 1003, so `browser::BrowserStream` closes with 4003 instead.
     /// Bytes received before the text message were delivered first.
     /// `io::ErrorKind::InvalidData`.
     #[error(
-        "the peer sent a text message; only binary messages carry the byte stream (closed with 1003)"
+        "the peer sent a text message; only binary messages carry the byte stream (closed with 1003, or 4003 from a browser)"
     )]
     ReceivedText,
 
@@ -141,6 +142,24 @@ pub enum WsErr {
         source: Arc<io::Error>,
     },
 
+    /// The browser side (`browser::BrowserStream::connect`): the URL is not a valid WebSocket
+    /// URL (the browser's message is in `detail`). Nothing was opened.
+    /// `io::ErrorKind::InvalidInput`.
+    #[error("invalid WebSocket URL: {detail}")]
+    InvalidUrl {
+        /// What the browser reported.
+        detail: String,
+    },
+
+    /// The browser side (`browser::BrowserStream::connect`): the WebSocket could not be
+    /// opened. The server refused or could not be reached, or the handshake failed; browsers
+    /// do not tell pages which (the browser's console does). `io::ErrorKind::ConnectionRefused`.
+    #[error("could not open a WebSocket to {url}: refused, unreachable or the handshake failed")]
+    ConnectFailed {
+        /// The URL that was given.
+        url: String,
+    },
+
     /// Any other tungstenite error (TLS, or a misconfiguration such as a write buffer limit
     /// smaller than one frame). Fatal. `io::ErrorKind::Other`, with this error as payload.
     #[error("tungstenite error: {source}")]
@@ -165,6 +184,8 @@ impl WsErr {
             Self::CloseTimeout | Self::KeepaliveTimeout | Self::SendTimeout => K::TimedOut,
             Self::Closed => K::NotConnected,
             Self::InvalidCloseCode { .. } | Self::ControlTooLarge { .. } => K::InvalidInput,
+            Self::InvalidUrl { .. } => K::InvalidInput,
+            Self::ConnectFailed { .. } => K::ConnectionRefused,
             Self::Io { source } => source.kind(),
             Self::Tungstenite { .. } => K::Other,
         }

@@ -1,30 +1,25 @@
-//! The shared `proto` crate in a browser: a WebSocket from `ws_stream_wasm`, turned into a byte
-//! stream with `WsStream::into_io()`, carries the same framed protocol that the native server
-//! speaks over `ws_stream_tungstenite`.
+//! The shared `proto` crate in a browser: a WebSocket from `ws_stream_tungstenite`'s
+//! `BrowserStream` (feature `browser`) carries the same framed protocol that the native server
+//! speaks over `ws_stream_tungstenite::WsStream`, with the same contract on both sides (an end
+//! of stream only after a clean close, backpressure, no silent loss).
 //!
 //! Build for `wasm32-unknown-unknown`; on other targets this crate is empty. Its browser test
 //! (`tests/browser.rs`) runs against a live server: see `scripts/wasm-e2e.sh`.
 #![forbid(unsafe_code)]
 #![cfg(target_arch = "wasm32")]
 
-use futures::{AsyncRead, AsyncWrite};
 use proto::{Client, Reply, Request};
 use wasm_bindgen::{JsError, prelude::wasm_bindgen};
-use ws_stream_wasm::{WsErr, WsMeta};
+use ws_stream_tungstenite::{WsErr, browser::BrowserStream};
 
 /// Open a WebSocket to `url` and speak `proto` over it.
 ///
-/// The [`WsMeta`] stays with the caller: it reports the close code and whether the close was
-/// clean, which the byte stream cannot express.
-///
 /// # Errors
 ///
-/// Whatever [`WsMeta::connect`] reports: an invalid URL or a failed connection or handshake.
-pub async fn connect(
-    url: &str,
-) -> Result<(WsMeta, Client<impl AsyncRead + AsyncWrite + Unpin + use<>>), WsErr> {
-    let (meta, stream) = WsMeta::connect(url, None).await?;
-    Ok((meta, Client::new(stream.into_io())))
+/// Whatever [`BrowserStream::connect`] reports: an invalid URL, or a connection or handshake
+/// that failed.
+pub async fn connect(url: &str) -> Result<Client<BrowserStream>, WsErr> {
+    Ok(Client::new(BrowserStream::connect(url).await?))
 }
 
 /// For a web page: run a short session against the server at `url` and describe it.
@@ -40,7 +35,7 @@ pub async fn connect(
 /// A connection or protocol error, as a JavaScript `Error`.
 #[wasm_bindgen]
 pub async fn demo(url: String) -> Result<String, JsError> {
-    let (_meta, mut client) = connect(&url).await?;
+    let mut client = connect(&url).await?;
     let echo = client
         .call(Request::Echo {
             text: "hello from the browser".into(),

@@ -3,14 +3,21 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(
     clippy::expect_used,
+    clippy::panic,
     reason = "a test fails by panicking, with a message"
 )]
 
-use futures::StreamExt;
-use pharos::{Filter, Observable, ObserveConfig};
-use proto::{Reply, Request};
+use std::{future::Future, pin::pin};
+
+use futures::{
+    StreamExt,
+    future::{Either, select},
+};
+use gloo_timers::future::TimeoutFuture;
+use pharos::{Events, Observable, ObserveConfig};
+use proto::{Client, Reply, Request};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use ws_stream_wasm::{CloseEvent, WsEvent, WsMeta, WsState};
+use ws_stream_tungstenite::{WsEvent, browser::BrowserStream};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -19,111 +26,126 @@ const URL: &str = match option_env!("WS_E2E_URL") {
     None => "ws://127.0.0.1:9001",
 };
 
-/// Watch for the browser's close event before anything can close the socket.
-async fn on_close(meta: &mut WsMeta) -> impl Future<Output = Option<CloseEvent>> + use<> {
-    let filter = Filter::Pointer(WsEvent::is_closed);
-    let mut events = meta
-        .observe(ObserveConfig::from(filter))
+/// Fails the test if `future` takes longer than 20 s.
+async fn within<F: Future>(future: F) -> F::Output {
+    match select(pin!(future), TimeoutFuture::new(20_000)).await {
+        Either::Left((output, _)) => output,
+        Either::Right(_) => panic!("the test timed out"),
+    }
+}
+
+/// A client whose stream's events we watch: the byte stream cannot tell the close code.
+async fn observed_client() -> (Events<WsEvent>, Client<BrowserStream>) {
+    let mut stream = BrowserStream::connect(URL).await.expect("connect");
+    let events = stream
+        .observe(ObserveConfig::default())
         .await
         .expect("observe the WebSocket");
-    async move {
-        match events.next().await? {
-            WsEvent::Closed(event) => Some(event),
-            _ => None,
-        }
-    }
+    (events, Client::new(stream))
+}
+
+/// The close code of the peer's close frame among `events`, which must end with `Closed`.
+async fn close_code(events: Events<WsEvent>) -> Option<u16> {
+    let events = events.collect::<Vec<_>>().await;
+    assert!(matches!(events.last(), Some(WsEvent::Closed)), "{events:?}");
+    events.iter().find_map(|event| match event {
+        WsEvent::CloseFrame(frame) => frame.as_ref().map(|f| u16::from(f.code)),
+        _ => None,
+    })
 }
 
 #[wasm_bindgen_test]
 async fn several_requests_then_the_browser_closes() {
-    let (mut meta, mut client) = wasm_client::connect(URL).await.expect("connect");
-    let closed = on_close(&mut meta).await;
+    within(async {
+        let (events, mut client) = observed_client().await;
 
-    let echo = client
-        .call(Request::Echo {
-            text: "hello, server".into(),
-        })
-        .await
-        .expect("echo");
-    let sum = client
-        .call(Request::Add { a: -7, b: 49 })
-        .await
-        .expect("add");
-    let reversed = client
-        .call(Request::Reverse {
-            text: "wasm ↔ tungstenite".into(),
-        })
-        .await
-        .expect("reverse");
-    let overflow = client
-        .call(Request::Add { a: i64::MIN, b: -1 })
-        .await
-        .expect("add overflowing");
-    // Larger than one browser message and than the server's read buffer.
-    let big = "0123456789".repeat(5_000);
-    let big_echo = client
-        .call(Request::Echo { text: big.clone() })
-        .await
-        .expect("big echo");
+        let echo = client
+            .call(Request::Echo {
+                text: "hello, server".into(),
+            })
+            .await
+            .expect("echo");
+        let sum = client
+            .call(Request::Add { a: -7, b: 49 })
+            .await
+            .expect("add");
+        let reversed = client
+            .call(Request::Reverse {
+                text: "wasm ↔ tungstenite".into(),
+            })
+            .await
+            .expect("reverse");
+        let overflow = client
+            .call(Request::Add { a: i64::MIN, b: -1 })
+            .await
+            .expect("add overflowing");
+        // Larger than one browser message and than the server's read buffer.
+        let big = "0123456789".repeat(5_000);
+        let big_echo = client
+            .call(Request::Echo { text: big.clone() })
+            .await
+            .expect("big echo");
 
-    client.close().await.expect("clean close");
-    let closed = closed.await.expect("close event");
+        // Ok only if the close completed cleanly: BrowserStream closes with 1000, the server's
+        // WsStream reads a clean end of stream (its log says "closed cleanly") and answers.
+        client.close().await.expect("clean close");
 
-    assert_eq!(
-        echo,
-        Reply::Echo {
-            text: "hello, server".into()
-        }
-    );
-    assert_eq!(sum, Reply::Sum { value: 42 });
-    assert_eq!(
-        reversed,
-        Reply::Reversed {
-            text: "etinetsgnut ↔ msaw".into()
-        }
-    );
-    assert!(matches!(overflow, Reply::Error { message } if message.contains("overflow")));
-    assert_eq!(big_echo, Reply::Echo { text: big });
-    assert_eq!(meta.ready_state(), WsState::Closed);
-    assert!(closed.was_clean, "close not clean: {closed:?}");
-    // ws_stream_wasm closes with `WebSocket.close()`, which sends a close frame without a
-    // status code: 1005 "no status received". The server's WsStream counts that as a clean
-    // end of stream (its log says "closed cleanly"), and echoes it.
-    assert_eq!(closed.code, 1005, "{closed:?}");
+        assert_eq!(
+            echo,
+            Reply::Echo {
+                text: "hello, server".into()
+            }
+        );
+        assert_eq!(sum, Reply::Sum { value: 42 });
+        assert_eq!(
+            reversed,
+            Reply::Reversed {
+                text: "etinetsgnut ↔ msaw".into()
+            }
+        );
+        assert!(matches!(overflow, Reply::Error { message } if message.contains("overflow")));
+        assert_eq!(big_echo, Reply::Echo { text: big });
+        // The server's answer to our close 1000.
+        assert_eq!(close_code(events).await, Some(1000));
+    })
+    .await;
 }
 
 #[wasm_bindgen_test]
 async fn bye_lets_the_server_close_with_1000() {
-    let (mut meta, mut client) = wasm_client::connect(URL).await.expect("connect");
-    let closed = on_close(&mut meta).await;
+    within(async {
+        let (events, mut client) = observed_client().await;
 
-    let echo = client
-        .call(Request::Echo {
-            text: "bye soon".into(),
-        })
-        .await
-        .expect("echo");
-    client.bye().await.expect("bye and clean close");
-    let closed = closed.await.expect("close event");
+        let echo = client
+            .call(Request::Echo {
+                text: "bye soon".into(),
+            })
+            .await
+            .expect("echo");
+        // Ok only if the stream ended in a clean end of stream.
+        client.bye().await.expect("bye and clean close");
 
-    assert_eq!(
-        echo,
-        Reply::Echo {
-            text: "bye soon".into()
-        }
-    );
-    assert_eq!(meta.ready_state(), WsState::Closed);
-    assert!(closed.was_clean, "close not clean: {closed:?}");
-    // The server's WsStream closed with 1000 (normal closure).
-    assert_eq!(closed.code, 1000, "{closed:?}");
+        assert_eq!(
+            echo,
+            Reply::Echo {
+                text: "bye soon".into()
+            }
+        );
+        // The server's WsStream closed with 1000 (normal closure).
+        assert_eq!(close_code(events).await, Some(1000));
+    })
+    .await;
 }
 
 #[wasm_bindgen_test]
 async fn demo_for_web_pages_runs_a_session() {
-    let summary = wasm_client::demo(URL.to_string())
-        .await
-        .map_err(wasm_bindgen::JsValue::from)
-        .expect("demo");
+    within(async {
+        let summary = wasm_client::demo(URL.to_string())
+            .await
+            .map_err(wasm_bindgen::JsValue::from)
+            .expect("demo");
 
-    assert_eq!(summary, "echo: hello from the browser; 20 + 22 = 42");
+        assert_eq!(summary, "echo: hello from the browser; 20 + 22 = 42");
+    })
+    .await;
 }

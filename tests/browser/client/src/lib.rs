@@ -1,0 +1,1 @@
+//! Empty: the tests are in `tests/contract.rs`, run by `scripts/wasm-e2e.sh`.
