@@ -202,10 +202,10 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod close_handle;
 #[cfg(all(feature = "browser", target_arch = "wasm32"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "browser", target_arch = "wasm32"))))]
 pub mod browser;
+mod close_handle;
 mod config;
 mod core;
 mod futures_io;
