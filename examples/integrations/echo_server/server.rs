@@ -175,7 +175,11 @@ pub async fn run(
             .config
             .clone()
             // Send no larger messages than we accept.
-            .max_message_size(options.max_message_size.min(Config::DEFAULT_MAX_MESSAGE_SIZE)),
+            .max_message_size(
+                options
+                    .max_message_size
+                    .min(Config::DEFAULT_MAX_MESSAGE_SIZE),
+            ),
         origins: options.allowed_origins.clone(),
         handshake_timeout: options.handshake_timeout,
         registry: Registry::default(),
@@ -212,7 +216,10 @@ pub async fn run(
     // Handshakes in progress are abandoned; open connections get 1001.
     let _ = stop_tx.send(true);
     let open = shared.registry.shut_down();
-    info!(open, "shutting down: stopped accepting, closing open connections with 1001");
+    info!(
+        open,
+        "shutting down: stopped accepting, closing open connections with 1001"
+    );
     let wait = options
         .config
         .get_close_timeout()
