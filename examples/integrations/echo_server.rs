@@ -1,100 +1,66 @@
-//! An echo server: every connection's byte stream is sent back as it arrives.
+//! An echo server: every connection's byte stream is sent back as it arrives. A template that
+//! is safe to put in front of the public: handshake timeout, connection cap, message limits,
+//! keepalive, send timeout, Origin check and a graceful shutdown.
 //!
 //! ```sh
-//! cargo run -p integrations --example echo_server -- 127.0.0.1:9001 [--close-timeout SECS] \
-//!     [--ping-interval SECS] [--ping-timeout SECS] [--send-timeout SECS] \
-//!     [--allow-origin ORIGIN]...
+//! cargo run -p integrations --example echo_server -- 127.0.0.1:9001 \
+//!     [--handshake-timeout SECS] [--max-connections N] [--max-message-size BYTES] [--lean] \
+//!     [--close-timeout SECS] [--ping-interval SECS] [--ping-timeout SECS] \
+//!     [--send-timeout SECS] [--allow-origin ORIGIN]...
 //! ```
 //!
 //! The address comes from the first argument (default `127.0.0.1:3012`); it prints
-//! `listening on <addr>` once bound and serves connections concurrently. The echo is written
-//! the way a user would write it: `futures::io::copy` from the read half into the write half,
-//! which flushes only at the very end; the stream still never stalls, because a polled reader
-//! pushes written bytes out. Text messages are refused with close code 1003.
+//! `listening on <addr>` once bound and serves connections concurrently. Unknown flags and bad
+//! values print the usage line and exit with status 2. The echo is written the way a user would
+//! write it: `futures::io::copy` from the read half into the write half, which flushes only at
+//! the very end; the stream still never stalls, because a polled reader pushes written bytes
+//! out. Text messages are refused with close code 1003.
+//!
+//! - `--handshake-timeout` (default 10 s): a client must complete the upgrade this soon after
+//!   TCP accept, or its connection is closed (clients that send nothing, or half a request).
+//! - `--max-connections` (default 10,000): connections beyond it, handshakes included, are
+//!   closed at once after accept, before anything is read; a slot frees when a connection ends.
+//! - `--max-message-size` (default 1 MiB, as Python `websockets`): tungstenite's
+//!   `max_message_size` and `max_frame_size`; a larger message or frame gets close 1009.
+//! - `--lean`: tungstenite reads 4 KiB at a time and writes through (`read_buffer_size` 4 KiB,
+//!   `write_buffer_size` 0): about 12 KiB per idle connection instead of 78 KiB (the load
+//!   example's figures, see the README).
+//! - `--ping-interval` turns on keepalive (a ping when the peer is silent that long; the
+//!   connection is dropped when nothing arrives within `--ping-timeout` after it).
+//! - `--send-timeout` drops a client that stopped reading: when the echo makes no progress into
+//!   the transport for that long, the connection ends (`TimedOut`) and its slot is freed.
+//! - `--allow-origin` (repeatable) refuses browser handshakes whose `Origin` is not listed
+//!   (403), the defence against cross-site WebSocket hijacking; clients that send no `Origin`
+//!   (not browsers) are let through.
+//! - SIGINT (Ctrl-C) or SIGTERM: the server stops accepting, abandons the handshakes in
+//!   progress, closes every open connection with 1001 "server shutting down" after the bytes
+//!   already echoed, waits for the close handshakes (at most the close timeout plus a second)
+//!   and exits with status 0.
 //!
 //! Each connection's end is logged once, saying who closed: `closed by the peer` with its code
-//! (1000 or 1001 for a normal finish) or `closed by us` with ours (1003 for text, ...), or
-//! why the connection was dropped. The log shows `info` and above; `RUST_LOG` picks more
-//! (`RUST_LOG=debug`, or `RUST_LOG=info,ws_stream_tungstenite=debug` for the library's own
-//! lines). Colours only when standard output is a terminal.
+//! (1000 or 1001 for a normal finish) or `closed by us` with ours (1003 for text, 1001 at
+//! shutdown, ...), or why the connection was dropped. The log shows `info` and above;
+//! `RUST_LOG` picks more (`RUST_LOG=debug`, or `RUST_LOG=info,ws_stream_tungstenite=debug` for
+//! the library's own lines). Colours only when standard output is a terminal.
 //!
-//! `--ping-interval` turns on keepalive (a ping when the peer is silent that long; the
-//! connection is dropped when nothing arrives within `--ping-timeout` after it).
-//! `--send-timeout` drops a client that stopped reading: when the echo makes no progress into
-//! the transport for that long, the connection ends (`TimedOut`) and its slot is freed.
-//! `--allow-origin` (repeatable) refuses browser handshakes whose `Origin` is not listed (403),
-//! the defence against cross-site WebSocket hijacking; clients that send no `Origin` (not
-//! browsers) are let through.
+//! The accept loop is in `echo_server/server.rs`, shared with the tests
+//! (`tests/echo_server.rs`).
 //!
 //! Try it with a browser console (`new WebSocket("ws://127.0.0.1:9001")`), Python
 //! `websockets`, or Node `ws`: binary messages come back, text closes with 1003.
 
+#[path = "echo_server/server.rs"]
+mod server;
+
 use std::{
     env,
-    error::Error,
-    io::{self, IsTerminal},
-    net::SocketAddr,
-    time::Duration,
+    io::{self, IsTerminal, Write},
+    process::ExitCode,
 };
 
-use futures::{AsyncWriteExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, level_filters::LevelFilter, warn};
+use tokio::net::TcpListener;
+use tracing::{error, level_filters::LevelFilter};
 use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
-use ws_stream_tungstenite::{
-    Channel, CloseFrame, Config, Observable, ObserveConfig, WsErr, WsEvent, WsStream,
-    async_tungstenite::tokio::accept_hdr_async,
-    tungstenite::{
-        handshake::server::{ErrorResponse, Request, Response},
-        http::StatusCode,
-    },
-};
-
-struct Options {
-    addr: String,
-    config: Config,
-    allowed_origins: Vec<String>,
-}
-
-fn parse_args() -> Result<Options, Box<dyn Error>> {
-    let mut options = Options {
-        addr: "127.0.0.1:3012".to_owned(),
-        config: Config::default(),
-        allowed_origins: Vec::new(),
-    };
-    let mut args = env::args().skip(1);
-    let secs = |v: Option<String>, flag: &str| -> Result<Duration, Box<dyn Error>> {
-        let v = v.ok_or_else(|| format!("{flag} needs a value in seconds"))?;
-        Ok(Duration::from_secs_f64(v.parse()?))
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--close-timeout" => {
-                let d = secs(args.next(), &arg)?;
-                options.config = options.config.close_timeout(d);
-            }
-            "--ping-interval" => {
-                let d = secs(args.next(), &arg)?;
-                options.config = options.config.ping_interval(d);
-            }
-            "--ping-timeout" => {
-                let d = secs(args.next(), &arg)?;
-                options.config = options.config.ping_timeout(d);
-            }
-            "--send-timeout" => {
-                let d = secs(args.next(), &arg)?;
-                options.config = options.config.send_timeout(d);
-            }
-            "--allow-origin" => {
-                let origin = args.next().ok_or("--allow-origin needs an origin")?;
-                options.allowed_origins.push(origin);
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}").into()),
-            addr => options.addr = addr.to_owned(),
-        }
-    }
-    Ok(options)
-}
 
 /// Logs `info` and above, or what `RUST_LOG` asks for (`target=level` directives and a bare
 /// default level, as in `info,ws_stream_tungstenite=debug`); colours only on a terminal.
@@ -114,102 +80,45 @@ fn init_log() {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
-    init_log();
-    let options = parse_args()?;
-    let listener = TcpListener::bind(&options.addr).await?;
-    println!("listening on {}", listener.local_addr()?);
-
-    loop {
-        let (tcp, peer) = listener.accept().await?;
-        let config = options.config.clone();
-        let origins = options.allowed_origins.clone();
-        tokio::spawn(serve(tcp, peer, config, origins));
+async fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", server::USAGE);
+        return ExitCode::SUCCESS;
     }
-}
-
-/// Serves one connection and logs how it ended, once.
-async fn serve(tcp: TcpStream, peer: SocketAddr, config: Config, origins: Vec<String>) {
-    match echo(tcp, config, origins).await {
-        Ok((bytes, close)) => info!(%peer, bytes, "closed by the peer: {}", describe(&close)),
-        Err(err) => match err.get_ref().and_then(|e| e.downcast_ref::<WsErr>()) {
-            // The peer's close frame, with an error code.
-            Some(WsErr::PeerClosed { code, reason }) => {
-                warn!(%peer, "closed by the peer with {code} {reason:?}")
-            }
-            // Bad input from the peer: we closed, with the code that says why (in the message).
-            Some(ws_err) if ws_err.close_code().is_some() => {
-                warn!(%peer, "closed by us: {ws_err}")
-            }
-            _ => warn!(%peer, "connection dropped: {err}"),
-        },
-    }
-}
-
-/// Echoes until the peer closes: the bytes echoed and the peer's close frame (`None` inside when
-/// it had no code).
-async fn echo(
-    tcp: TcpStream,
-    config: Config,
-    origins: Vec<String>,
-) -> io::Result<(u64, Option<CloseFrame>)> {
-    tcp.set_nodelay(true)?;
-    // The callback's signature is tungstenite's; its error type is an HTTP response.
-    #[allow(clippy::result_large_err, reason = "the signature is tungstenite's")]
-    let check_origin = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let origin = req.headers().get("origin").and_then(|o| o.to_str().ok());
-        match origin {
-            Some(origin) if !origins.is_empty() && !origins.iter().any(|o| o == origin) => {
-                warn!(origin, "refused: origin not allowed");
-                let mut refusal = ErrorResponse::new(Some("origin not allowed".into()));
-                *refusal.status_mut() = StatusCode::FORBIDDEN;
-                Err(refusal)
-            }
-            _ => Ok(resp),
+    let options = match server::parse_args(args) {
+        Ok(options) => options,
+        Err(err) => {
+            eprintln!("echo_server: {err}\n{}", server::USAGE);
+            return ExitCode::from(2);
         }
     };
-    let ws = accept_hdr_async(tcp, check_origin)
-        .await
-        .map_err(io::Error::other)?;
-    let mut stream = WsStream::with_config(ws, config);
-
-    // The events: the peer's close frame is kept for the log line at the end (when we closed
-    // first, it is only the peer's answer); the rest is logged at debug level.
-    let mut events = stream
-        .observe(ObserveConfig::default().channel(Channel::Bounded(16)))
-        .await
-        .map_err(io::Error::other)?;
-    let peer_close = tokio::spawn(async move {
-        let mut close = None;
-        while let Some(event) = events.next().await {
-            match event {
-                WsEvent::CloseFrame(frame) => close = frame,
-                other => debug!(?other, "event"),
-            }
+    init_log();
+    let listener = match TcpListener::bind(&options.addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("echo_server: cannot listen on {}: {err}", options.addr);
+            return ExitCode::FAILURE;
         }
-        close
-    });
-
-    let (mut reader, mut writer) = stream.into_split();
-    // EOF only when the peer closed cleanly; the close already answered it, and `close` checks
-    // that everything echoed went out before.
-    let bytes = futures::io::copy(&mut reader, &mut writer).await?;
-    writer.close().await?;
-    // Dropping the stream ends the events, if its end had not already.
-    drop((reader, writer));
-    let close = peer_close.await.map_err(io::Error::other)?;
-    Ok((bytes, close))
-}
-
-/// `1000 (Normal) "reason"`, or `no code`.
-fn describe(close: &Option<CloseFrame>) -> String {
-    match close {
-        Some(frame) => format!(
-            "{} ({:?}) {:?}",
-            frame.code,
-            frame.code,
-            frame.reason.as_str()
-        ),
-        None => "no code".to_owned(),
+    };
+    // Listen for the signals before saying we listen, so that none is missed.
+    let signal = match server::shutdown_signal() {
+        Ok(signal) => signal,
+        Err(err) => {
+            eprintln!("echo_server: cannot handle signals: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("listening on {addr}"),
+        Err(err) => eprintln!("echo_server: {err}"),
+    }
+    let _ = io::stdout().flush();
+    match server::run(listener, options, signal).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!("{err}");
+            ExitCode::FAILURE
+        }
     }
 }
