@@ -97,7 +97,6 @@
 //!   peer's application read them; that holds for the native side too.
 //! - A reset and a dropped connection are both 1006, so both read as `UnexpectedEof`.
 
-mod events;
 mod socket;
 mod stream;
 

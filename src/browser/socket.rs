@@ -9,12 +9,11 @@
 use std::{cell::RefCell, collections::VecDeque, rc::Rc, sync::Arc, task::Wake};
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
-use crate::{TextPolicy, WsErr};
+use crate::{TextPolicy, WsErr, core::Wakers};
 
 /// The close code sent when the peer sent a text message. A page may send only 1000 and
 /// 3000–4999 (browsers throw on 1003), so this is 4000 + 1003, "unsupported data".
@@ -71,25 +70,6 @@ impl Inbox {
             self.queued += payload.len();
             self.messages.push_back(payload);
         }
-    }
-}
-
-/// The wakers of the two sides. The reader and the writer may live in different tasks (split
-/// halves); the handlers and the timers wake both, so whoever waits gets to move things on.
-#[derive(Debug, Default)]
-pub(super) struct Wakers {
-    pub(super) reader: AtomicWaker,
-    pub(super) writer: AtomicWaker,
-}
-
-impl Wake for Wakers {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.reader.wake();
-        self.writer.wake();
     }
 }
 

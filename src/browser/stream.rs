@@ -16,11 +16,11 @@ use gloo_timers::future::TimeoutFuture;
 use pharos::{Observable, Observe, ObserveConfig};
 use tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
 
-use super::{
-    events::Events,
-    socket::{ABNORMAL_CODE, CloseInfo, Socket, Wakers},
+use super::socket::{ABNORMAL_CODE, CloseInfo, Socket};
+use crate::{
+    Config, WsErr, WsEvent,
+    core::{Wakers, events::Events},
 };
-use crate::{Config, WsErr, WsEvent};
 
 /// How long the socket must stay open after the browser's send buffer drained before a flush
 /// counts the bytes as delivered.
@@ -462,7 +462,8 @@ impl BrowserStream {
             self.fail_local(err);
         }
         let done = matches!(self.state, State::Done(_));
-        self.events.deliver(&mut both, done);
+        // Events wait in the queue while an observer is full; they never hold back the stream.
+        let _ = self.events.poll_deliver(&mut both, done);
     }
 
     /// Takes the open, text and close records of the handlers.

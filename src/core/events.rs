@@ -12,17 +12,17 @@ use pharos::Pharos;
 use crate::WsEvent;
 
 /// The queue in front of the observers (bounded: a few events per message read, and the
-/// reader stops reading while observers push back).
+/// reader stops reading while observers push back). The browser side uses it too.
 #[derive(Debug)]
-pub(super) struct Events {
+pub(crate) struct Events {
     queue: VecDeque<WsEvent>,
-    pub(super) pharos: Pharos<WsEvent>,
+    pub(crate) pharos: Pharos<WsEvent>,
     /// The observers' streams were ended after `Closed`.
     closed: bool,
 }
 
 impl Events {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             queue: VecDeque::new(),
             // No observer slots until someone observes: idle connections stay small.
@@ -31,13 +31,13 @@ impl Events {
         }
     }
 
-    pub(super) fn push(&mut self, event: WsEvent) {
+    pub(crate) fn push(&mut self, event: WsEvent) {
         self.queue.push_back(event);
     }
 
     /// Delivers the queued events; after `Closed` (`done`), ends the observers' streams so
     /// that `while let Some(event)` loops finish. `Pending` while an observer is full.
-    pub(super) fn poll_deliver(&mut self, cx: &mut Context<'_>, done: bool) -> Poll<()> {
+    pub(crate) fn poll_deliver(&mut self, cx: &mut Context<'_>, done: bool) -> Poll<()> {
         while let Some(event) = self.queue.front() {
             match Pin::new(&mut self.pharos).poll_ready(cx) {
                 Poll::Pending => return Poll::Pending,

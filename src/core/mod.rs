@@ -4,7 +4,7 @@
 //! Each concern owns its fields: [`output`] the write buffer and our control frames,
 //! [`keepalive`] the timers, [`events`] the observers. This file ties them together.
 
-mod events;
+pub(crate) mod events;
 mod keepalive;
 mod output;
 
@@ -66,10 +66,12 @@ enum Phase {
 /// The wakers of the two sides. The transport and the timers keep one waker each, but the read
 /// side and the write side may live in different tasks: they are polled with a waker that
 /// wakes both, so whoever waits gets to move things on.
+///
+/// The browser side uses the same pair.
 #[derive(Debug, Default)]
-struct Wakers {
-    reader: AtomicWaker,
-    writer: AtomicWaker,
+pub(crate) struct Wakers {
+    pub(crate) reader: AtomicWaker,
+    pub(crate) writer: AtomicWaker,
 }
 
 impl Wake for Wakers {
