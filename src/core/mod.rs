@@ -263,10 +263,15 @@ impl<T> Core<T> {
         self.set_phase(Phase::Closing);
     }
 
+    /// Publishes the error that decides how the connection ends (once per error).
+    fn publish(&mut self, err: &WsErr) {
+        self.events.push(WsEvent::Error(Arc::new(err.clone())));
+    }
+
     /// Ends the connection with `result`, published first when it is a new error.
     fn end(&mut self, result: Result<(), WsErr>) {
         if let Err(err) = &result {
-            self.events.push(WsEvent::Error(Arc::new(err.clone())));
+            self.publish(err);
         }
         self.set_phase(Phase::Done(result));
     }
@@ -279,7 +284,7 @@ impl<T> Core<T> {
             return self.end(Err(err));
         }
         debug!("closing the WebSocket because of: {err}");
-        self.events.push(WsEvent::Error(Arc::new(err.clone())));
+        self.publish(&err);
         if let Some(code) = err.close_code() {
             self.out.replace_close(CloseFrame {
                 code,
@@ -397,7 +402,7 @@ impl<T: Transport> Core<T> {
                     WsErr::Closed => WsErr::ClosedWithoutHandshake,
                     other => other,
                 };
-                self.events.push(WsEvent::Error(Arc::new(err.clone())));
+                self.publish(&err);
                 self.set_phase(Phase::Broken { err });
             }
             Phase::Broken { .. } | Phase::Done(_) => {}
@@ -572,7 +577,7 @@ impl<T: Transport> Core<T> {
             // EOF promises a complete handshake: our answer must reach the peer first.
             Phase::PeerClosed { .. } if writable => {
                 if let Err(err) = &result {
-                    self.events.push(WsEvent::Error(Arc::new(err.clone())));
+                    self.publish(err);
                 }
                 self.out.flush_answer();
                 self.set_phase(Phase::Ending {
@@ -617,12 +622,10 @@ impl<T: Transport> Core<T> {
         match item {
             Some(Ok(Message::Close(frame))) => self.events.push(WsEvent::CloseFrame(frame)),
             Some(Ok(_)) => {}
+            // The drive step that follows makes the ending final once the output settled.
             Some(Err(_)) | None => {
                 if let Phase::Ending { drain, .. } = &mut self.phase {
                     *drain = false;
-                }
-                if self.out.is_settled() {
-                    self.finish_ending();
                 }
             }
         }
