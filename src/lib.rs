@@ -207,6 +207,7 @@
 pub mod browser;
 mod close_handle;
 mod config;
+mod copy;
 mod core;
 mod futures_io;
 mod split;

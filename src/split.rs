@@ -259,7 +259,7 @@ impl<T: Transport> ReadHalf<T> {
     ) -> Poll<io::Result<usize>> {
         if !self.chunk.is_empty() {
             let n = self.chunk.len().min(room);
-            put(&self.chunk[..n]);
+            crate::copy::in_pieces(&self.chunk[..n], &mut put);
             self.chunk.advance(n);
             return Poll::Ready(Ok(n));
         }

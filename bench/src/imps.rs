@@ -15,13 +15,15 @@ use tokio::io::{AsyncRead, AsyncWrite, BufWriter};
 use tokio::net::TcpStream;
 use tokio_util::io::{CopyToBytes, SinkWriter, StreamReader};
 
+use crate::count::Sock;
+
 /// A duplex tokio byte stream. All byte-stream implementations are driven through this trait
 /// object, so every one of them pays the same dynamic-dispatch cost.
 pub trait Duplex: AsyncRead + AsyncWrite + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Unpin + ?Sized> Duplex for T {}
 
 /// async-tungstenite 0.35 over tokio's TCP stream.
-pub type Ws = WebSocketStream<TokioAdapter<TcpStream>>;
+pub type Ws = WebSocketStream<TokioAdapter<Sock>>;
 
 /// What a scenario gets for one endpoint.
 pub enum Conn {
@@ -129,6 +131,7 @@ const REQUEST: &str = "ws://127.0.0.1/bench";
 
 /// Runs the handshake (for WebSocket implementations) and wraps the endpoint.
 pub async fn setup(imp: Impl, role: Role, tcp: TcpStream) -> io::Result<Conn> {
+    let tcp = Sock::new(tcp);
     match imp {
         Impl::Tcp => return Ok(Conn::Io(Box::new(tcp))),
         Impl::TcpBuf => return Ok(Conn::Io(Box::new(BufWriter::with_capacity(64 * 1024, tcp)))),
@@ -153,7 +156,7 @@ pub async fn setup(imp: Impl, role: Role, tcp: TcpStream) -> io::Result<Conn> {
     })
 }
 
-async fn handshake(role: Role, tcp: TcpStream, config: Option<WebSocketConfig>) -> io::Result<Ws> {
+async fn handshake(role: Role, tcp: Sock, config: Option<WebSocketConfig>) -> io::Result<Ws> {
     match role {
         Role::Client => async_tungstenite::tokio::client_async_with_config(REQUEST, tcp, config)
             .await
@@ -180,7 +183,7 @@ fn tokio_util_stream(ws: Ws) -> Box<dyn Duplex> {
 }
 
 /// The published crate, on its own async-tungstenite (0.29).
-async fn public(role: Role, tcp: TcpStream) -> io::Result<Box<dyn Duplex>> {
+async fn public(role: Role, tcp: Sock) -> io::Result<Box<dyn Duplex>> {
     let ws = match role {
         Role::Client => at29::tokio::client_async(REQUEST, tcp)
             .await

@@ -3,6 +3,7 @@
 //! `cargo run --release -p ws_stream_bench -- [--quick] [--pin] [--out DIR]`; see README.md.
 
 mod alloc;
+mod count;
 mod imps;
 mod report;
 mod scenarios;

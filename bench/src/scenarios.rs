@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
 use crate::alloc::Snapshot;
+use crate::count::{Counted, Counts};
 use crate::imps::{Conn, Impl, Role, setup};
 use crate::sys;
 
@@ -75,22 +76,34 @@ impl Kind {
             m("CPU s/GiB", false, false, 2),
             m("tx allocs/write", false, false, 2),
             m("rx allocs/MiB", false, false, 1),
+            m("socket calls/MiB", false, false, 1),
+            m("wake-ups/MiB", false, false, 1),
+            m("context switches/MiB", false, false, 1),
         ];
         const LINES: &[Metric] = &[
             m("k lines/s", true, true, 1),
             m("MiB/s", true, false, 1),
             m("CPU ns/line", false, false, 0),
+            m("socket calls/1k lines", false, false, 1),
+            m("wake-ups/1k lines", false, false, 1),
+            m("context switches/1k lines", false, false, 1),
         ];
         const PING: &[Metric] = &[
             m("p50 µs", false, true, 1),
             m("p99 µs", false, true, 1),
             m("CPU µs/round", false, false, 1),
+            m("socket calls/round", false, false, 2),
+            m("wake-ups/round", false, false, 2),
+            m("context switches/round", false, false, 2),
         ];
         const ALLOCS: &[Metric] = &[
             m("tx allocs/msg", false, true, 2),
             m("rx allocs/msg", false, true, 2),
             m("tx bytes/msg", false, false, 0),
             m("rx bytes/msg", false, false, 0),
+            m("socket calls/msg", false, false, 2),
+            m("wake-ups/msg", false, false, 2),
+            m("context switches/msg", false, false, 2),
         ];
         const IDLE: &[Metric] = &[
             m("held KiB/endpoint", false, true, 2),
@@ -213,35 +226,53 @@ struct Measured {
     end: Instant,
     cpu: Duration,
     allocs: Snapshot,
+    counts: Counts,
 }
 
 struct Meter {
     start: Instant,
     cpu: Duration,
     allocs: Snapshot,
+    counts: Counts,
 }
 
 impl Meter {
+    /// Reading the context switches allocates: the counters are read outside the section
+    /// whose allocations are counted.
     fn start() -> Self {
+        let counts = Counts::now();
         let allocs = Snapshot::now();
         let cpu = sys::thread_cpu();
         Self {
             start: Instant::now(),
             cpu,
             allocs,
+            counts,
         }
     }
 
     fn finish(&self) -> Measured {
         let end = Instant::now();
         let cpu = sys::thread_cpu() - self.cpu;
+        let allocs = Snapshot::elapsed(self.allocs);
         Measured {
             start: self.start,
             end,
             cpu,
-            allocs: Snapshot::elapsed(self.allocs),
+            allocs,
+            counts: Counts::now().since(self.counts),
         }
     }
+}
+
+/// Socket calls, wake-ups and context switches of both sides, per `unit` (MiB, lines, ...).
+fn per(c: &Measured, s: &Measured, units: f64) -> [f64; 3] {
+    let t = c.counts.plus(s.counts);
+    [
+        t.socket_calls as f64 / units,
+        t.wakes as f64 / units,
+        t.switches as f64 / units,
+    ]
 }
 
 type LocalFut<T> = Pin<Box<dyn Future<Output = io::Result<(T, Conn)>>>>;
@@ -331,7 +362,7 @@ where
     let done_s = done.clone();
     let s = spawn("bench-server", env.pin, move || {
         let mut phases = Phases::new(done_s, 1);
-        runtime()?.block_on(async move {
+        runtime()?.block_on(Counted::new(async move {
             let work = async move {
                 let listener = TcpListener::from_std(listener)?;
                 let (tcp, _) = listener.accept().await?;
@@ -345,12 +376,12 @@ where
                 .unwrap_or_else(|_| Err(timed_out()));
             phases.next();
             res.map(|(out, _conn)| out)
-        })
+        }))
     });
 
     let c = spawn("bench-client", env.pin, move || {
         let mut phases = Phases::new(done, 1);
-        runtime()?.block_on(async move {
+        runtime()?.block_on(Counted::new(async move {
             let work = async move {
                 let tcp = TcpStream::connect(addr).await?;
                 tcp.set_nodelay(true)?;
@@ -362,7 +393,7 @@ where
                 .unwrap_or_else(|_| Err(timed_out()));
             phases.next();
             res.map(|(out, _conn)| out)
-        })
+        }))
     });
 
     let c = join(c);
@@ -417,12 +448,14 @@ fn bulk(env: &Env, imp: Impl, write: usize, total: u64) -> io::Result<Vec<f64>> 
     let secs = s.end.duration_since(c.start).as_secs_f64();
     let writes = total.div_ceil(write as u64) as f64;
     let mib = total as f64 / MIB;
-    Ok(vec![
+    let mut v = vec![
         mib / secs,
         (c.cpu + s.cpu).as_secs_f64() / (total as f64 / GIB),
         c.allocs.allocs as f64 / writes,
         s.allocs.allocs as f64 / mib,
-    ])
+    ];
+    v.extend(per(&c, &s, mib));
+    Ok(v)
 }
 
 /// Sends `total` pattern bytes in writes of `write` bytes; flushes after every write if
@@ -518,11 +551,13 @@ fn lines(env: &Env, imp: Impl, count: usize, flush_each: bool) -> io::Result<Vec
     )?;
     let secs = s.end.duration_since(c.start).as_secs_f64();
     let n = count as f64;
-    Ok(vec![
+    let mut v = vec![
         n / secs / 1000.0,
         n * wire / MIB / secs,
         (c.cpu + s.cpu).as_secs_f64() * 1e9 / n,
-    ])
+    ];
+    v.extend(per(&c, &s, n / 1000.0));
+    Ok(v)
 }
 
 async fn send_lines(
@@ -619,11 +654,13 @@ fn ping_pong(env: &Env, imp: Impl, rounds: usize, size: usize) -> io::Result<Vec
         let i = ((rtts.len() as f64 * p).ceil() as usize).clamp(1, rtts.len()) - 1;
         rtts[i] as f64 / 1000.0
     };
-    Ok(vec![
+    let mut v = vec![
         pct(0.50),
         pct(0.99),
         (c.measured.cpu + s.cpu).as_secs_f64() * 1e6 / rounds as f64,
-    ])
+    ];
+    v.extend(per(&c.measured, &s, rounds as f64));
+    Ok(v)
 }
 
 async fn ping(mut conn: Conn, rounds: usize, size: usize) -> io::Result<(PingOut, Conn)> {
@@ -691,12 +728,14 @@ fn allocs(env: &Env, imp: Impl, count: usize, size: usize) -> io::Result<Vec<f64
         move |conn| Box::pin(receive_bytes(conn, ps, total)),
     )?;
     let n = count as f64;
-    Ok(vec![
+    let mut v = vec![
         c.allocs.allocs as f64 / n,
         s.allocs.allocs as f64 / n,
         c.allocs.bytes as f64 / n,
         s.allocs.bytes as f64 / n,
-    ])
+    ];
+    v.extend(per(&c, &s, n));
+    Ok(v)
 }
 
 // ---- idle connections ----------------------------------------------------------------------------

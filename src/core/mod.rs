@@ -502,9 +502,16 @@ impl<T: Transport> Core<T> {
                 None => self.input_ended(true),
             }
             if !self.rbuf.is_empty() {
+                self.reader_served();
                 return Poll::Ready(Ok(()));
             }
         }
+    }
+
+    /// The reader got what it waited for and is not parked any more: a write must not wake it
+    /// (on one task, that is a wasted poll per message). It registers again when it waits.
+    fn reader_served(&self) {
+        drop(self.wakers.reader.take());
     }
 
     /// Nothing for the drive step to do: open, no output due, no timer running. Lets the hot
@@ -665,13 +672,18 @@ impl<T: Transport> Core<T> {
                 Poll::Ready(Ok(())) if self.rbuf.is_empty() => break,
                 Poll::Ready(Ok(())) => {
                     let n = self.rbuf.len().min(room - copied);
-                    put(&self.rbuf[..n]);
+                    crate::copy::in_pieces(&self.rbuf[..n], &mut put);
                     self.rbuf.advance(n);
                     copied += n;
                 }
                 Poll::Ready(Err(err)) if copied == 0 => return Poll::Ready(Err(err.into())),
                 Poll::Pending if copied == 0 => return Poll::Pending,
-                Poll::Ready(Err(_)) | Poll::Pending => break,
+                Poll::Pending => {
+                    // Returns with bytes: not parked.
+                    self.reader_served();
+                    break;
+                }
+                Poll::Ready(Err(_)) => break,
             }
         }
         Poll::Ready(Ok(copied))

@@ -191,7 +191,7 @@ impl Output {
             let n = b.len().min(room - taken);
             // `reserve` also takes back the allocation of messages the sink has released.
             self.buf.reserve(n);
-            self.buf.extend_from_slice(&b[..n]);
+            crate::copy::in_pieces(&b[..n], |piece| self.buf.extend_from_slice(piece));
             taken += n;
         }
         taken
