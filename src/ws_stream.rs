@@ -109,7 +109,7 @@ pub type WsStream<S> = WsIo<WebSocketStream<S>>;
 ///
 /// Writing:
 /// - small writes are gathered into one message until a flush or until the message is full
-///   ([`Config::max_message_size`], 64 KiB by default); large writes are cut into such messages;
+///   ([`Config::max_message_size`], 32 KiB by default); large writes are cut into such messages;
 /// - nothing written gets stuck: every poll, of the stream or of either
 ///   [half](Self::into_split) (read, write, flush, close, ping), first moves what is due —
 ///   our pings, then full messages and anything a flush or a waiting reader asked for, then

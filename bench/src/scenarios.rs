@@ -77,6 +77,7 @@ impl Kind {
             m("tx allocs/write", false, false, 2),
             m("rx allocs/MiB", false, false, 1),
             m("socket calls/MiB", false, false, 1),
+            m("empty socket polls/MiB", false, false, 1),
             m("wake-ups/MiB", false, false, 1),
             m("context switches/MiB", false, false, 1),
         ];
@@ -85,6 +86,7 @@ impl Kind {
             m("MiB/s", true, false, 1),
             m("CPU ns/line", false, false, 0),
             m("socket calls/1k lines", false, false, 1),
+            m("empty socket polls/1k lines", false, false, 1),
             m("wake-ups/1k lines", false, false, 1),
             m("context switches/1k lines", false, false, 1),
         ];
@@ -93,6 +95,7 @@ impl Kind {
             m("p99 µs", false, true, 1),
             m("CPU µs/round", false, false, 1),
             m("socket calls/round", false, false, 2),
+            m("empty socket polls/round", false, false, 2),
             m("wake-ups/round", false, false, 2),
             m("context switches/round", false, false, 2),
         ];
@@ -102,6 +105,7 @@ impl Kind {
             m("tx bytes/msg", false, false, 0),
             m("rx bytes/msg", false, false, 0),
             m("socket calls/msg", false, false, 2),
+            m("empty socket polls/msg", false, false, 2),
             m("wake-ups/msg", false, false, 2),
             m("context switches/msg", false, false, 2),
         ];
@@ -265,11 +269,13 @@ impl Meter {
     }
 }
 
-/// Socket calls, wake-ups and context switches of both sides, per `unit` (MiB, lines, ...).
-fn per(c: &Measured, s: &Measured, units: f64) -> [f64; 3] {
+/// Socket calls, socket polls that found nothing, wake-ups and context switches of both sides,
+/// per `unit` (MiB, lines, ...).
+fn per(c: &Measured, s: &Measured, units: f64) -> [f64; 4] {
     let t = c.counts.plus(s.counts);
     [
         t.socket_calls as f64 / units,
+        t.would_block as f64 / units,
         t.wakes as f64 / units,
         t.switches as f64 / units,
     ]

@@ -11,7 +11,10 @@ mod output;
 use std::{
     io::{self, IoSlice},
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll, Wake, Waker, ready},
 };
 
@@ -72,6 +75,33 @@ enum Phase {
 pub(crate) struct Wakers {
     pub(crate) reader: AtomicWaker,
     pub(crate) writer: AtomicWaker,
+    /// The transport's input returned `Pending` and has not woken us since, and we did not
+    /// touch the transport since: polling it again would only find `Pending` once more (and
+    /// costs tungstenite a zero-fill of its read buffer).
+    input_quiet: AtomicBool,
+}
+
+impl Wakers {
+    /// The transport may yield something new: its input is polled again.
+    fn input_moved(&self) {
+        self.input_quiet.store(false, Ordering::Release);
+    }
+}
+
+/// The waker the transport's input is polled with: it notes that the input signalled, then
+/// wakes the reader.
+#[derive(Debug)]
+struct InputWaker(Arc<Wakers>);
+
+impl Wake for InputWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.input_moved();
+        self.0.reader.wake();
+    }
 }
 
 impl Wake for Wakers {
@@ -102,6 +132,8 @@ pub(crate) struct Core<T> {
     wakers: Arc<Wakers>,
     /// Wakes both sides; every poll of the sink and of the timers uses it.
     both: Waker,
+    /// Polls the transport's input (see [`InputWaker`]).
+    input: Waker,
 }
 
 impl<T> Core<T> {
@@ -117,6 +149,7 @@ impl<T> Core<T> {
             close_frame: None,
             close_request: None,
             both: Waker::from(Arc::clone(&wakers)),
+            input: Waker::from(Arc::new(InputWaker(Arc::clone(&wakers)))),
             wakers,
             config,
         }
@@ -252,6 +285,7 @@ impl<T> Core<T> {
             }
         }
         self.phase = next;
+        self.wakers.input_moved();
         self.wakers.reader.wake();
         self.wakers.writer.wake();
     }
@@ -349,6 +383,9 @@ impl<T: Transport> Core<T> {
                 _ => match self.out.drive(&mut self.inner, &mut both) {
                     Ok(moved) => {
                         if moved.progress {
+                            // tungstenite's input depends on its output too (once the answer
+                            // to a close is out, it ends the input without a byte arriving).
+                            self.wakers.input_moved();
                             self.timers.output_moved();
                         }
                         if let Some(ping) = moved.ping {
@@ -486,12 +523,18 @@ impl<T: Transport> Core<T> {
                     false
                 }
             };
-            let polled = Pin::new(&mut self.inner).poll_next(cx);
+            // Registered before the check: a signal of the input after it wakes this task.
+            // Output for us and phase changes wake it too.
+            self.wakers.reader.register(cx.waker());
+            if self.wakers.input_quiet.swap(true, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            let polled = Pin::new(&mut self.inner).poll_next(&mut Context::from_waker(&self.input));
             let Poll::Ready(item) = polled else {
-                // Whoever has output for us, or a phase change, wakes this task.
-                self.wakers.reader.register(cx.waker());
                 return Poll::Pending;
             };
+            // More may be buffered in the transport.
+            self.wakers.input_moved();
             if drain {
                 self.on_drained(item);
                 continue;
