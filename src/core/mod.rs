@@ -773,9 +773,23 @@ impl<T: Transport> Core<T> {
         Poll::Ready(Ok(taken))
     }
 
+    /// A write operation that completed leaves no waker behind: the waker of both sides (which
+    /// the transport keeps) would wake a writer that waits for nothing.
+    fn writer_served<R>(&self, polled: &Poll<R>) {
+        if polled.is_ready() {
+            drop(self.wakers.writer.take());
+        }
+    }
+
     /// `AsyncWrite::poll_flush`: everything written reaches the transport and is flushed; an
     /// error if some of it never will.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = self.flush_step(cx);
+        self.writer_served(&polled);
+        polled
+    }
+
+    fn flush_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.wakers.writer.register(cx.waker());
         self.out.want_flush();
         self.drive();
@@ -793,6 +807,17 @@ impl<T: Transport> Core<T> {
     /// Sends a ping with this payload and flushes it, ahead of buffered bytes. `ticket` keeps
     /// the ping's place once it is queued, so a dropped future loses nothing: it still goes.
     pub(crate) fn poll_ping(
+        &mut self,
+        cx: &mut Context<'_>,
+        payload: &mut Option<Bytes>,
+        ticket: &mut Option<u64>,
+    ) -> Poll<io::Result<()>> {
+        let polled = self.ping_step(cx, payload, ticket);
+        self.writer_served(&polled);
+        polled
+    }
+
+    fn ping_step(
         &mut self,
         cx: &mut Context<'_>,
         payload: &mut Option<Bytes>,
@@ -837,6 +862,12 @@ impl<T: Transport> Core<T> {
     /// if everything written went out, followed by the close frame (or the peer closed first
     /// and tungstenite's answer went out).
     pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = self.close_step(cx);
+        self.writer_served(&polled);
+        polled
+    }
+
+    fn close_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.wakers.writer.register(cx.waker());
         if let Phase::Open = self.phase {
             let frame = self.close_frame.take().unwrap_or(CloseFrame {
