@@ -72,7 +72,7 @@ async fn run() -> Result<(), BoxError> {
                 tokio::spawn(h2_ws::serve_connection(
                     tcp,
                     Windows::RECOMMENDED,
-                    move |stream| {
+                    move |_path, stream| {
                         let closes = closes.clone();
                         async move {
                             let _ = closes.send(echo(stream).await);

@@ -65,6 +65,12 @@ impl Windows {
         stream: MIB,
     };
 
+    /// hyper 1's client defaults (5 MiB for the connection, 2 MiB per stream).
+    pub const HYPER_CLIENT_DEFAULT: Self = Self {
+        connection: 5 * MIB,
+        stream: 2 * MIB,
+    };
+
     /// The windows this example recommends: a connection window 8 times the stream window, so
     /// that a stalled stream holds at most an eighth of it and the others go on.
     pub const RECOMMENDED: Self = Self {
@@ -113,8 +119,8 @@ pub fn check_request<B>(request: &Request<B>) -> Result<(), Response<Empty<Bytes
     Ok(())
 }
 
-/// Serves one HTTP/2 connection: every WebSocket stream on it goes to `session` in a task of
-/// its own, every other request gets a 400.
+/// Serves one HTTP/2 connection: every WebSocket stream on it goes to `session`, with the
+/// request's path, in a task of its own; every other request gets a 400.
 ///
 /// When `session` returns, its stream is dropped, which ends the HTTP/2 stream: a tungstenite
 /// client reports the end of a close handshake only when its transport ends, so the server
@@ -129,7 +135,7 @@ pub async fn serve_connection<F, Fut>(
     session: F,
 ) -> Result<(), BoxError>
 where
-    F: Fn(H2Stream) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(String, H2Stream) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let service = service_fn(move |mut request: Request<Incoming>| {
@@ -138,6 +144,7 @@ where
             if let Err(response) = check_request(&request) {
                 return Ok::<_, Infallible>(response);
             }
+            let path = request.uri().path().to_owned();
             // The stream's bytes, once the 200 below went out.
             let on_upgrade = hyper::upgrade::on(&mut request);
             tokio::spawn(async move {
@@ -147,7 +154,7 @@ where
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;
-                session(WsIo::from_transport(ws, Config::default())).await;
+                session(path, WsIo::from_transport(ws, Config::default())).await;
                 // The stream is dropped here, which ends the HTTP/2 stream.
             });
             Ok(Response::new(Empty::new()))
