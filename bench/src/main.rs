@@ -3,6 +3,7 @@
 //! `cargo run --release -p ws_stream_bench -- [--quick] [--pin] [--out DIR]`; see README.md.
 
 mod alloc;
+mod h2;
 mod imps;
 mod report;
 mod scenarios;
@@ -178,7 +179,7 @@ fn plan(quick: bool, reps: Option<usize>) -> Vec<Scenario> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let mut args = match parse_args() {
         Ok(a) => a,
         Err(msg) => {
             if !msg.is_empty() {
@@ -193,6 +194,10 @@ fn main() -> ExitCode {
         }
     };
 
+    // `h2` has a table of its own (bench/src/h2.rs); it runs first when named in `--only`.
+    if let Some(code) = h2::hook(&mut args.only, args.list, args.quick, args.reps, &args.out) {
+        return code;
+    }
     let mut scenarios = plan(args.quick, args.reps);
     if args.list {
         println!("scenarios:");
