@@ -58,53 +58,76 @@ struct Variant {
     carrier: Carrier,
     /// tungstenite's read buffer on both ends (its default: 128 KiB).
     read_buffer: usize,
+    /// This crate's `Config::max_message_size` (its default: 64 KiB).
+    message: usize,
 }
 
 fn variants() -> Vec<Variant> {
     let recommended = (32 * MIB, 4 * MIB);
+    let variant = |label, describe, carrier, read_buffer: usize, message: usize| Variant {
+        label,
+        describe,
+        carrier,
+        read_buffer: read_buffer * KIB,
+        message: message * KIB,
+    };
+    let frames = |kib: usize| Carrier::Http2 {
+        windows: recommended,
+        max_frame: (kib * KIB) as u32,
+    };
     vec![
-        Variant {
-            label: "h1",
-            describe: "a TCP connection and an HTTP/1.1 WebSocket per stream",
-            carrier: Carrier::Http1,
-            read_buffer: 128 * KIB,
-        },
-        Variant {
-            label: "h2-default",
-            describe: "one HTTP/2 connection, hyper's default windows (server 1 MiB/1 MiB, client 5 MiB/2 MiB) and 16 KiB frames",
-            carrier: Carrier::Http2 {
+        variant(
+            "h1",
+            "a TCP connection and an HTTP/1.1 WebSocket per stream",
+            Carrier::Http1,
+            128,
+            64,
+        ),
+        variant(
+            "h2-default",
+            "one HTTP/2 connection, hyper's default windows (server 1 MiB/1 MiB, client 5 MiB/2 MiB), 16 KiB frames",
+            Carrier::Http2 {
                 windows: (0, 0),
-                max_frame: 16 * KIB as u32,
+                max_frame: (16 * KIB) as u32,
             },
-            read_buffer: 128 * KIB,
-        },
-        Variant {
-            label: "h2",
-            describe: "one HTTP/2 connection, windows 32 MiB/4 MiB (the README's advice), 16 KiB frames",
-            carrier: Carrier::Http2 {
-                windows: recommended,
-                max_frame: 16 * KIB as u32,
-            },
-            read_buffer: 128 * KIB,
-        },
-        Variant {
-            label: "h2-rb16k",
-            describe: "as h2, with tungstenite's read buffer at 16 KiB (one DATA frame) instead of 128 KiB",
-            carrier: Carrier::Http2 {
-                windows: recommended,
-                max_frame: 16 * KIB as u32,
-            },
-            read_buffer: 16 * KIB,
-        },
-        Variant {
-            label: "h2-f64k",
-            describe: "as h2, with 64 KiB frames (`max_frame_size` on both ends)",
-            carrier: Carrier::Http2 {
-                windows: recommended,
-                max_frame: 64 * KIB as u32,
-            },
-            read_buffer: 128 * KIB,
-        },
+            128,
+            64,
+        ),
+        variant(
+            "h2",
+            "one HTTP/2 connection, windows 32 MiB/4 MiB (the README's advice), 16 KiB frames",
+            frames(16),
+            128,
+            64,
+        ),
+        variant(
+            "h2-msg256k",
+            "as h2, with this crate's messages at 256 KiB instead of 64 KiB",
+            frames(16),
+            128,
+            256,
+        ),
+        variant(
+            "h2-rb16k",
+            "as h2, with tungstenite's read buffer at 16 KiB (one DATA frame) instead of 128 KiB",
+            frames(16),
+            16,
+            64,
+        ),
+        variant(
+            "h2-f64k",
+            "as h2, with 64 KiB frames (`max_frame_size` on both ends)",
+            frames(64),
+            128,
+            64,
+        ),
+        variant(
+            "h2-tuned",
+            "as h2, with 64 KiB frames and tungstenite's read buffer at 64 KiB",
+            frames(64),
+            64,
+            64,
+        ),
     ]
 }
 
@@ -298,6 +321,7 @@ async fn serve(
 ) -> io::Result<(Instant, Duration)> {
     let (opened, mut ready) = tokio::sync::mpsc::unbounded_channel::<Box<dyn Duplex>>();
     let config = ws_config(v);
+    let message = v.message;
     match v.carrier {
         Carrier::Http1 => {
             for _ in 0..streams {
@@ -306,7 +330,10 @@ async fn serve(
                 let ws = async_tungstenite::tokio::accept_async_with_config(tcp, Some(config))
                     .await
                     .map_err(io::Error::other)?;
-                let _ = opened.send(Box::new(WsIo::from_transport(ws, Config::default())));
+                let _ = opened.send(Box::new(WsIo::from_transport(
+                    ws,
+                    Config::default().max_message_size(message),
+                )));
             }
         }
         Carrier::Http2 { windows, max_frame } => {
@@ -332,8 +359,10 @@ async fn serve(
                             let ws =
                                 WebSocketStream::from_raw_socket(io, Role::Server, Some(config))
                                     .await;
-                            let _ =
-                                opened.send(Box::new(WsIo::from_transport(ws, Config::default())));
+                            let _ = opened.send(Box::new(WsIo::from_transport(
+                                ws,
+                                Config::default().max_message_size(message),
+                            )));
                         }
                     });
                     Ok(response)
@@ -423,6 +452,7 @@ async fn send(
     pattern: Arc<Vec<u8>>,
 ) -> io::Result<(Instant, Duration)> {
     let config = ws_config(v);
+    let message = v.message;
     let mut ends: Vec<Box<dyn Duplex>> = Vec::new();
     let url = format!("ws://{addr}/");
     match v.carrier {
@@ -434,7 +464,10 @@ async fn send(
                     async_tungstenite::tokio::client_async_with_config(&url, tcp, Some(config))
                         .await
                         .map_err(io::Error::other)?;
-                ends.push(Box::new(WsIo::from_transport(ws, Config::default())));
+                ends.push(Box::new(WsIo::from_transport(
+                    ws,
+                    Config::default().max_message_size(message),
+                )));
             }
         }
         Carrier::Http2 { windows, max_frame } => {
@@ -481,7 +514,10 @@ async fn send(
                     .map_err(io::Error::other)?;
                 let io = TokioAdapter::new(TokioIo::new(upgraded));
                 let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await;
-                ends.push(Box::new(WsIo::from_transport(ws, Config::default())));
+                ends.push(Box::new(WsIo::from_transport(
+                    ws,
+                    Config::default().max_message_size(message),
+                )));
             }
         }
     }
