@@ -311,9 +311,14 @@ async fn the_settings_wait_gives_up_on_a_server_without_rfc_8441() -> TestResult
 // ---- head-of-line blocking -------------------------------------------------------------------
 
 /// Opens `/hold` (a stream the server never reads) and writes into it from a task until the
-/// writes stop making progress: then the server's windows for it are full. Returns the bytes
+/// stream accepted at least `window` bytes and then made no progress for 300 ms: the server's
+/// window for it is full (a slow machine cannot pass for a stall before that). Returns the bytes
 /// the stream accepted.
-async fn fill_a_stalled_stream(client: &mut H2Client, server: &Server) -> Result<u64, BoxError> {
+async fn fill_a_stalled_stream(
+    client: &mut H2Client,
+    server: &Server,
+    window: u32,
+) -> Result<u64, BoxError> {
     let mut stream = h2_ws::open(client, &server.uri("/hold"), Config::default()).await?;
     let written = Arc::new(AtomicU64::new(0));
     let counter = written.clone();
@@ -333,7 +338,7 @@ async fn fill_a_stalled_stream(client: &mut H2Client, server: &Server) -> Result
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = written.load(Ordering::SeqCst);
-        if now > 0 && now == last {
+        if now >= u64::from(window) && now == last {
             still += 1;
             if still == 6 {
                 return Ok(now);
@@ -363,15 +368,15 @@ async fn a_stalled_stream_does_not_block_the_others_with_the_recommended_windows
     within(Duration::from_secs(30), async {
         let server = Server::start(Windows::RECOMMENDED).await?;
         let mut client = server.client(Windows::RECOMMENDED).await?;
-        let held = fill_a_stalled_stream(&mut client, &server).await?;
+        let held = fill_a_stalled_stream(&mut client, &server, Windows::RECOMMENDED.stream).await?;
         eprintln!(
             "recommended windows: the held stream took {} KiB",
             held / 1024
         );
-        // The held stream took its own window (4 MiB), not the connection's (32 MiB).
-        assert!(held >= u64::from(Windows::RECOMMENDED.stream), "{held}");
+        // Flow control stopped the held stream at its own window (4 MiB), far below the
+        // connection's (32 MiB).
         assert!(
-            held < u64::from(Windows::RECOMMENDED.connection) / 2,
+            held < u64::from(Windows::RECOMMENDED.connection) / 4,
             "{held}"
         );
         let started = std::time::Instant::now();
@@ -395,11 +400,17 @@ async fn a_stalled_stream_blocks_the_others_with_hyper_default_windows() -> Test
     within(Duration::from_secs(30), async {
         let server = Server::start(Windows::HYPER_SERVER_DEFAULT).await?;
         let mut client = server.client(Windows::HYPER_CLIENT_DEFAULT).await?;
-        let held = fill_a_stalled_stream(&mut client, &server).await?;
+        let held = fill_a_stalled_stream(
+            &mut client,
+            &server,
+            Windows::HYPER_SERVER_DEFAULT.connection,
+        )
+        .await?;
         eprintln!("default windows: the held stream took {} KiB", held / 1024);
-        // The held stream took the server's whole connection window (1 MiB = its stream window).
+        // Flow control stopped the held stream once it had the server's whole connection window
+        // (1 MiB, the same as its stream window).
         assert!(
-            held >= u64::from(Windows::HYPER_SERVER_DEFAULT.connection),
+            held < 2 * u64::from(Windows::HYPER_SERVER_DEFAULT.connection),
             "{held}"
         );
         // So nothing more can reach the server on any stream: the second echo cannot finish.
