@@ -2,7 +2,8 @@
 //! same streams on separate HTTP/1.1 WebSocket connections. This crate's `WsStream` at both
 //! ends in every variant, the same bytes, only the connection underneath differs.
 //!
-//! `cargo run --release -p ws_stream_bench -- --quick --only h2`
+//! `cargo run --release -p ws_stream_bench -- --quick --only h2`; to run only some variants
+//! (for a profiler), name them: `WS_BENCH_H2_VARIANTS=h1,h2`.
 //!
 //! Every stream carries `per_stream` bytes from the client to the server in 64 KiB writes (one
 //! flush at the end); the server checks every byte. Measured from the moment all streams are
@@ -186,7 +187,14 @@ pub fn run(quick: bool, reps: Option<usize>) -> Result<String, String> {
     let streams = 8;
     let per_stream: u64 = if quick { 8 } else { 32 } * u64::from(MIB);
     let reps = reps.unwrap_or(if quick { 3 } else { 7 });
-    let variants = variants();
+    let mut variants = variants();
+    // For profiling one variant at a time: `WS_BENCH_H2_VARIANTS=h1` (labels, comma-separated).
+    if let Ok(keep) = std::env::var("WS_BENCH_H2_VARIANTS") {
+        variants.retain(|v| keep.split(',').any(|label| label.trim() == v.label));
+        if variants.is_empty() {
+            return Err(format!("WS_BENCH_H2_VARIANTS={keep}: no such variant"));
+        }
+    }
     let pattern: Arc<Vec<u8>> = Arc::new((0..WRITE + 251).map(|i| (i % 251) as u8).collect());
     eprintln!(
         "== {streams} streams x {} MiB, one HTTP/2 connection against HTTP/1.1 connections (h2), {reps} repetition(s)",
@@ -224,20 +232,23 @@ pub fn run(quick: bool, reps: Option<usize>) -> Result<String, String> {
             )
         })
         .collect();
-    let (h1_mibs, h1_cpu) = rows[0];
+    // The ratios are to the first row: `h1` unless WS_BENCH_H2_VARIANTS left it out.
+    let (base_mibs, base_cpu) = rows[0];
+    let base = variants[0].label;
     let mut md = format!(
         "## WebSockets over HTTP/2 (h2)\n\n{streams} streams of {} MiB each, client to server in \
          64 KiB writes, this crate at both ends; medians of {reps} interleaved repetitions. \
-         `÷ h1` divides by the `h1` row (throughput: below 1 is slower; CPU: above 1 costs \
-         more).\n\n| variant | MiB/s | ÷ h1 | CPU s/GiB (both ends) | ÷ h1 | what |\n|---|---:|---:|---:|---:|---|\n",
+         `÷ {base}` divides by the `{base}` row (throughput: below 1 is slower; CPU: above 1 \
+         costs more).\n\n| variant | MiB/s | ÷ {base} | CPU s/GiB (both ends) | ÷ {base} | what \
+         |\n|---|---:|---:|---:|---:|---|\n",
         per_stream / u64::from(MIB)
     );
     for (v, (mibs, cpu)) in variants.iter().zip(&rows) {
         md.push_str(&format!(
             "| `{}` | {mibs:.0} | {:.2} | {cpu:.2} | {:.2} | {} |\n",
             v.label,
-            mibs / h1_mibs,
-            cpu / h1_cpu,
+            mibs / base_mibs,
+            cpu / base_cpu,
             v.describe
         ));
     }
