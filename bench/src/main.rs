@@ -3,11 +3,13 @@
 //! `cargo run --release -p ws_stream_bench -- [--quick] [--pin] [--out DIR]`; see README.md.
 
 mod alloc;
-mod h2;
 mod imps;
 mod report;
 mod scenarios;
 mod sys;
+
+// The `h2` scenario, with a table of its own (see `h2::hook`).
+mod h2;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
