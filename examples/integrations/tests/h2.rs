@@ -4,6 +4,8 @@
 //! - 20 streams of 1 MiB each echoed byte for byte over one accepted TCP connection, each
 //!   ending with the close code and reason the peer sent and a clean EOF on both sides;
 //! - a close code other than 1000 reaches the peer as an error with that code;
+//! - a server that keeps its stream after EOF makes the client wait out its close timeout
+//!   (tokio-tungstenite's own stream, too, ends only when the server drops it);
 //! - the request check, and the SETTINGS wait against a server without RFC 8441;
 //! - head-of-line blocking: a stream that the server stops reading stalls the others with
 //!   hyper's default server windows, and does not with `Windows::RECOMMENDED`.
@@ -55,6 +57,7 @@ type Ended = (Option<(CloseCode, String)>, io::Result<()>);
 
 /// A server on 127.0.0.1 port 0 that counts the TCP connections it accepts and serves each as
 /// HTTP/2 with `windows`. Paths: `/echo` echoes until EOF, `/hold` never reads,
+/// `/echo-then-keep` reads to EOF and then keeps the stream,
 /// `/close-4000` closes at once with 4000 "go away". Each `/echo` session reports how it ended.
 struct Server {
     addr: SocketAddr,
@@ -82,6 +85,12 @@ impl Server {
                             match path.as_str() {
                                 "/echo" => {
                                     let _ = report.send(echo(stream).await);
+                                }
+                                "/echo-then-keep" => {
+                                    // Reads to EOF, then keeps the stream instead of dropping it.
+                                    let mut stream = stream;
+                                    let _ = stream.read_to_end(&mut Vec::new()).await;
+                                    std::future::pending::<()>().await;
                                 }
                                 "/hold" => {
                                     // Keeps the stream and never reads it; the test's end drops it.
@@ -235,6 +244,83 @@ async fn a_close_code_other_than_1000_reaches_the_client_as_an_error() -> TestRe
             }
             other => return Err(format!("expected PeerClosed, got {other:?}").into()),
         }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_its_stream_after_eof_makes_the_client_wait_out_its_close_timeout()
+-> TestResult {
+    within(Duration::from_secs(30), async {
+        let server = Server::start(Windows::RECOMMENDED).await?;
+        let mut client = server.client(Windows::RECOMMENDED).await?;
+
+        // The server drops its stream after EOF: the client's read ends with the HTTP/2
+        // stream, long before its close timeout (30 s).
+        let config = Config::default().close_timeout(Duration::from_secs(30));
+        let mut stream = h2_ws::open(&mut client, &server.uri("/echo"), config).await?;
+        stream.close_with(CloseCode::Normal, "bye").await?;
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut Vec::new()))
+            .await
+            .map_err(|_| "the client waited although the server dropped its stream")??;
+
+        // The server answers the close but keeps the HTTP/2 stream open: the client's
+        // tungstenite waits for the transport's end, so the read ends only at the close
+        // timeout (1 s here). The handshake did complete, so that end is still a clean EOF.
+        let config = Config::default().close_timeout(Duration::from_secs(1));
+        let mut stream = h2_ws::open(&mut client, &server.uri("/echo-then-keep"), config).await?;
+        let started = std::time::Instant::now();
+        stream.close_with(CloseCode::Normal, "bye").await?;
+        stream.read_to_end(&mut Vec::new()).await?;
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "ended after {:?}, before the close timeout",
+            started.elapsed()
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_plain_tungstenite_client_waits_for_the_end_of_the_http2_stream() -> TestResult {
+    within(Duration::from_secs(20), async {
+        let server = Server::start(Windows::RECOMMENDED).await?;
+        let mut client = server.client(Windows::RECOMMENDED).await?;
+        // tokio-tungstenite's own stream, not this crate's: it ends only when the transport
+        // ends, i.e. when the server drops its stream after EOF.
+        let plain = |stream: H2Stream| stream.into_inner().map_err(|_| "stream in use");
+
+        let mut dropped =
+            plain(h2_ws::open(&mut client, &server.uri("/echo"), Config::default()).await?)?;
+        dropped.close(None).await?;
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while dropped.next().await.is_some() {}
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "the server dropped its stream: the client must see the end"
+        );
+
+        let mut kept = plain(
+            h2_ws::open(
+                &mut client,
+                &server.uri("/echo-then-keep"),
+                Config::default(),
+            )
+            .await?,
+        )?;
+        kept.close(None).await?;
+        let ended = tokio::time::timeout(Duration::from_secs(1), async {
+            while kept.next().await.is_some() {}
+        })
+        .await;
+        assert!(
+            ended.is_err(),
+            "the server kept its stream: the client cannot see the end"
+        );
         Ok(())
     })
     .await
