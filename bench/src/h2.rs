@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use ws_stream_tungstenite::{Config, WsIo};
 
+use crate::scenarios::{runtime, timed_out};
 use crate::sys;
 
 const KIB: usize = 1024;
@@ -297,17 +298,6 @@ fn once(
     let total = per_stream * streams as u64;
     let mib = total as f64 / f64::from(MIB);
     Ok((mib / secs, (c_cpu + s_cpu).as_secs_f64() / (mib / 1024.0)))
-}
-
-fn runtime() -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-}
-
-fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "run took too long")
 }
 
 fn join<T>(h: thread::JoinHandle<io::Result<T>>) -> io::Result<T> {
