@@ -110,6 +110,13 @@ impl Wake for Wakers {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        // The sink is polled with this waker after the input was polled with the input waker.
+        // A transport that keeps one waker for both directions (wakes whichever poll returned
+        // `Pending` last, as many hand-made ones do) then wakes this one when input arrives:
+        // the input must be polled again, or the reader never sees it. Costs nothing extra
+        // under async-tungstenite, whose socket wakes the input waker along with this one; a
+        // write waking the reader (`poll_write`) still skips the poll of a quiet input.
+        self.input_moved();
         self.reader.wake();
         self.writer.wake();
     }
