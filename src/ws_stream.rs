@@ -258,7 +258,7 @@ impl<T> WsIo<T> {
     /// Sending or receiving messages through it bypasses this stream's buffers and state: the
     /// byte stream may then lose or reorder bytes.
     pub fn get_mut(&mut self) -> &mut T {
-        &mut self.core.inner
+        self.core.inner_mut()
     }
 }
 

@@ -178,6 +178,13 @@ impl<T> Core<T> {
         self.rbuf.is_empty() && self.out.is_idle() && self.out.unsent() == 0
     }
 
+    /// The transport, to use directly. Whoever polls it may take its wake-ups away from us: its
+    /// input is polled again on the next read, whether or not it signalled.
+    pub(crate) fn inner_mut(&mut self) -> &mut T {
+        self.wakers.input_moved();
+        &mut self.inner
+    }
+
     /// Takes the transport out.
     pub(crate) fn into_inner(self) -> T {
         self.inner
