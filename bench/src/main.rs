@@ -31,6 +31,7 @@ USAGE: ws_stream_bench [OPTIONS]
 
   --quick            short run (well under a minute)
   --pin              pin client and server thread to the same CPU
+  --pin-apart        pin the client thread to one CPU and the server thread to another
   --out DIR          write RESULTS.md, throughput.svg and samples.csv to DIR
                      (default: target/ws_stream_bench)
   --reps N           repetitions per scenario (default: 5 quick, 11 full; 1/3 for
@@ -44,6 +45,7 @@ USAGE: ws_stream_bench [OPTIONS]
 struct Args {
     quick: bool,
     pin: bool,
+    pin_apart: bool,
     out: PathBuf,
     reps: Option<usize>,
     only: Option<Vec<String>>,
@@ -55,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         pin: false,
+        pin_apart: false,
         out: PathBuf::from("target/ws_stream_bench"),
         reps: None,
         only: None,
@@ -68,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--quick" => args.quick = true,
             "--pin" => args.pin = true,
+            "--pin-apart" => args.pin_apart = true,
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--reps" => {
                 let n = value("--reps")?;
@@ -249,9 +253,19 @@ fn main() -> ExitCode {
     }
 
     let nofile = sys::raise_nofile_limit();
-    let pin = if args.pin {
-        match sys::first_allowed_cpu() {
-            Ok(cpu) => Some(cpu),
+    // (client CPU, server CPU)
+    let pin = if args.pin || args.pin_apart {
+        match sys::allowed_cpus() {
+            Ok(cpus) if args.pin_apart && cpus.len() >= 2 => Some((cpus[0], cpus[1])),
+            Ok(_) if args.pin_apart => {
+                eprintln!("--pin-apart: this process may run on one CPU only");
+                return ExitCode::FAILURE;
+            }
+            Ok(cpus) if !cpus.is_empty() => Some((cpus[0], cpus[0])),
+            Ok(_) => {
+                eprintln!("--pin: empty CPU affinity set");
+                return ExitCode::FAILURE;
+            }
             Err(e) => {
                 eprintln!("--pin: {e}");
                 return ExitCode::FAILURE;
@@ -321,7 +335,8 @@ fn main() -> ExitCode {
     };
     let mode = if args.quick { "quick" } else { "full" };
     let pinning = match pin {
-        Some(cpu) => format!("client and server pinned to CPU {cpu}"),
+        Some((c, s)) if c == s => format!("client and server pinned to CPU {c}"),
+        Some((c, s)) => format!("client pinned to CPU {c}, server to CPU {s}"),
         None => "not pinned".into(),
     };
     let subtitle = format!("{mode} run, {pinning}; {}", sys::machine());

@@ -127,16 +127,20 @@ impl Kind {
 
 /// What every run shares.
 pub struct Env {
-    /// Pin client and server thread to this CPU.
+    /// Pin the client thread to this CPU.
     pub pin: Option<usize>,
+    /// Pin the server thread to this CPU.
+    pub pin_server: Option<usize>,
     pub pattern: Arc<Pattern>,
     pub lines: Arc<Lines>,
 }
 
 impl Env {
-    pub fn new(pin: Option<usize>) -> Self {
+    /// `pin`: (client CPU, server CPU).
+    pub fn new(pin: Option<(usize, usize)>) -> Self {
         Self {
-            pin,
+            pin: pin.map(|p| p.0),
+            pin_server: pin.map(|p| p.1),
             pattern: Arc::new(Pattern::new()),
             lines: Arc::new(Lines::new(1000)),
         }
@@ -366,7 +370,7 @@ where
     let done = Arc::new(Barrier::new(2));
 
     let done_s = done.clone();
-    let s = spawn("bench-server", env.pin, move || {
+    let s = spawn("bench-server", env.pin_server, move || {
         let mut phases = Phases::new(done_s, 1);
         runtime()?.block_on(Counted::new(async move {
             let work = async move {
@@ -763,7 +767,7 @@ fn idle(env: &Env, imp: Impl, conns: usize) -> io::Result<Vec<f64>> {
     let barrier = Arc::new(Barrier::new(3));
 
     let b = barrier.clone();
-    let s = spawn("idle-server", env.pin, move || {
+    let s = spawn("idle-server", env.pin_server, move || {
         let phases = Phases::new(b, IDLE_PHASES);
         runtime()?.block_on(idle_side(phases, conns, imp, Endpoint::Server(listener)))
     });

@@ -28,8 +28,8 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-/// The first CPU this process may run on.
-pub fn first_allowed_cpu() -> io::Result<usize> {
+/// The CPUs this process may run on, in order.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; zeroed is a valid (empty) set and the kernel fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: pointer and size describe `set`.
@@ -38,10 +38,10 @@ pub fn first_allowed_cpu() -> io::Result<usize> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    (0..libc::CPU_SETSIZE as usize)
+    Ok((0..libc::CPU_SETSIZE as usize)
         // SAFETY: `cpu` is below CPU_SETSIZE.
-        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .ok_or_else(|| io::Error::other("empty CPU affinity set"))
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
 }
 
 /// Pins the calling thread to `cpu`.
