@@ -60,7 +60,7 @@ struct Variant {
     carrier: Carrier,
     /// tungstenite's read buffer on both ends (its default: 128 KiB).
     read_buffer: usize,
-    /// This crate's `Config::max_message_size` (its default: 64 KiB).
+    /// This crate's `Config::max_message_size` (its default: 32 KiB; 64 KiB here unless said).
     message: usize,
 }
 
@@ -101,6 +101,20 @@ fn variants() -> Vec<Variant> {
             frames(16),
             128,
             64,
+        ),
+        variant(
+            "h1-msg32k",
+            "as h1, with this crate's default messages of 32 KiB instead of 64 KiB",
+            Carrier::Http1,
+            128,
+            32,
+        ),
+        variant(
+            "h2-msg32k",
+            "as h2, with this crate's default messages of 32 KiB instead of 64 KiB",
+            frames(16),
+            128,
+            32,
         ),
         variant(
             "h2-msg256k",
