@@ -498,6 +498,8 @@ impl<T: Transport> Core<T> {
     // | Ending, drain            | settled output             | read: note the peer's close,   |
     // |                          |                            | discard data, until the end    |
     // | Ending, no drain         |                            | wait for the drive             |
+    // | any but Done, Ending     | input quiet (said Pending, | wait: it has nothing new       |
+    // |   without drain          | no signal, no output since)|                                |
     // | Open, Closing            | Binary / accepted Text     | buffer it (empty ones skipped) |
     // | Open, Closing            | Ping / Pong                | event (tungstenite answers)    |
     // | Open, Closing            | Close                      | event               PeerClosed |
@@ -515,18 +517,19 @@ impl<T: Transport> Core<T> {
         // of allocating a new one.
         self.rbuf = Bytes::new();
         loop {
+            // Registered first, once per round: whatever happens from here on (the drive's
+            // sink and timers, output for us, a phase change, a signal of the input) wakes
+            // this task, whichever `Pending` below it returns.
+            self.wakers.reader.register(cx.waker());
             if !(self.out.is_idle() && self.is_quiet()) {
                 // A polled reader pushes out what was written: nobody else may be polling.
-                self.wakers.reader.register(cx.waker());
                 self.out.want_flush();
                 self.drive();
             }
             let done = matches!(self.phase, Phase::Done(_));
             if self.events.poll_deliver(cx, done).is_pending() && !self.timed_out() {
                 // A full observer holds back input, and the end it decided; a timer's verdict
-                // ends the reader anyway (the events stay queued). Output for us, a timer or a
-                // phase change still wake this task.
-                self.wakers.reader.register(cx.waker());
+                // ends the reader anyway (the events stay queued).
                 return Poll::Pending;
             }
             let drain = match &self.phase {
@@ -537,9 +540,8 @@ impl<T: Transport> Core<T> {
                     false
                 }
             };
-            // Registered before the check: a signal of the input after it wakes this task.
-            // Output for us and phase changes wake it too.
-            self.wakers.reader.register(cx.waker());
+            // The input said `Pending` and has not signalled since (registered above, so a
+            // signal from now on wakes this task).
             if self.wakers.input_quiet.swap(true, Ordering::AcqRel) {
                 return Poll::Pending;
             }
