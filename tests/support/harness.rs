@@ -39,7 +39,9 @@ use super::{
 /// Polls allowed for one operation before it counts as a livelock.
 const MAX_POLLS: usize = 1_000_000;
 
-struct Flag(AtomicBool);
+/// A waker that only notes that it was woken (also used by `write_harness`).
+#[derive(Debug, Default)]
+pub(super) struct Flag(pub(super) AtomicBool);
 
 impl Wake for Flag {
     fn wake(self: Arc<Self>) {

@@ -54,7 +54,7 @@ use ws_stream_tungstenite::{Config, Transport, WriteHalf, WsIo, WsStream};
 use super::{
     fault::{FaultIo, InputEnd, Recorder},
     frames::{self, Decoded, Frame},
-    harness::drive,
+    harness::{Flag, drive},
 };
 
 /// Whether the checks of this class are turned off: `WRITE_HARNESS_SKIP` lists classes,
@@ -477,18 +477,6 @@ impl PeerInput {
 // The run.
 // ------------------------------------------------------------------------------------------
 
-#[derive(Debug, Default)]
-struct Flag(AtomicBool);
-
-impl Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 type ReadFuture = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
 
