@@ -477,7 +477,6 @@ impl PeerInput {
 // The run.
 // ------------------------------------------------------------------------------------------
 
-
 type ReadFuture = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
 
 /// A read in progress, with the waker of its task.
