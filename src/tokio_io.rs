@@ -76,8 +76,12 @@ impl<T: Transport> AsyncWrite for WsIo<T> {
         self.get_mut().core.poll_write(cx, bufs)
     }
 
+    /// `false`: every slice is copied into the message being built either way, so a gathered
+    /// write saves nothing, while callers such as tokio-util's `poll_write_buf` set up an
+    /// array of 64 slices for every vectored call. `poll_write_vectored` still takes all the
+    /// slices it is given.
     fn is_write_vectored(&self) -> bool {
-        true
+        false
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -106,8 +110,9 @@ impl<T: Transport> AsyncWrite for WriteHalf<T> {
         self.lock_core().poll_write(cx, bufs)
     }
 
+    /// `false`, as for the whole stream.
     fn is_write_vectored(&self) -> bool {
-        true
+        false
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -414,6 +414,10 @@ impl<T: Transport> Core<T> {
                     return self.finish_ending();
                 }
             }
+            if self.timers.is_idle() {
+                // The common case (no keepalive, no send timeout, not closing): nothing to poll.
+                return;
+            }
             match self.timers.poll(&mut both, self.out.is_due()) {
                 Verdict::Quiet => return,
                 // After our close frame no ping may follow: the peer's answer is the sign of
@@ -561,7 +565,8 @@ impl<T: Transport> Core<T> {
                 None => self.input_ended(true),
             }
             if !self.rbuf.is_empty() {
-                self.reader_served();
+                // The caller releases the reader's waker once it returns (`reader_served`):
+                // a read that copies several messages keeps it registered in between.
                 return Poll::Ready(Ok(()));
             }
         }
@@ -700,6 +705,7 @@ impl<T: Transport> Core<T> {
     /// `AsyncBufRead::poll_fill_buf`: the unread rest of the current message, without a copy.
     pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         ready!(self.poll_fill(cx))?;
+        self.reader_served();
         Poll::Ready(Ok(&self.rbuf))
     }
 
@@ -707,6 +713,7 @@ impl<T: Transport> Core<T> {
     /// keeps its own chunk, since nothing can be borrowed across a lock.
     pub(crate) fn poll_take_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
         ready!(self.poll_fill(cx))?;
+        self.reader_served();
         Poll::Ready(Ok(std::mem::take(&mut self.rbuf)))
     }
 
@@ -737,14 +744,11 @@ impl<T: Transport> Core<T> {
                 }
                 Poll::Ready(Err(err)) if copied == 0 => return Poll::Ready(Err(err.into())),
                 Poll::Pending if copied == 0 => return Poll::Pending,
-                Poll::Pending => {
-                    // Returns with bytes: not parked.
-                    self.reader_served();
-                    break;
-                }
-                Poll::Ready(Err(_)) => break,
+                Poll::Pending | Poll::Ready(Err(_)) => break,
             }
         }
+        // Returns with bytes: not parked.
+        self.reader_served();
         Poll::Ready(Ok(copied))
     }
 
