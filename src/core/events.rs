@@ -37,7 +37,16 @@ impl Events {
 
     /// Delivers the queued events; after `Closed` (`done`), ends the observers' streams so
     /// that `while let Some(event)` loops finish. `Pending` while an observer is full.
+    #[inline]
     pub(crate) fn poll_deliver(&mut self, cx: &mut Context<'_>, done: bool) -> Poll<()> {
+        if self.queue.is_empty() && (self.closed || !done) {
+            // The common case of every read: nothing to deliver.
+            return Poll::Ready(());
+        }
+        self.deliver(cx, done)
+    }
+
+    fn deliver(&mut self, cx: &mut Context<'_>, done: bool) -> Poll<()> {
         while let Some(event) = self.queue.front() {
             match Pin::new(&mut self.pharos).poll_ready(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -95,6 +95,7 @@ impl Timers {
     }
 
     /// No timer runs.
+    #[inline]
     pub(super) fn is_idle(&self) -> bool {
         self.keepalive.is_none() && self.send.is_none() && self.close.is_none()
     }
@@ -104,6 +105,7 @@ impl Timers {
     }
 
     /// A frame arrived from the peer.
+    #[inline]
     pub(super) fn peer_alive(&mut self) {
         if self.keepalive.is_some() {
             self.life = Instant::now();
@@ -111,6 +113,7 @@ impl Timers {
     }
 
     /// The transport took some of our output: a sign of life, and progress.
+    #[inline]
     pub(super) fn output_moved(&mut self) {
         if self.watching() {
             let now = Instant::now();

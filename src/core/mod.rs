@@ -517,14 +517,24 @@ impl<T: Transport> Core<T> {
         if !self.rbuf.is_empty() {
             return Poll::Ready(Ok(()));
         }
+        self.wakers.reader.register(cx.waker());
+        self.fill_registered(cx)
+    }
+
+    /// `poll_fill` once the reader's waker for `cx` was registered in this operation, before
+    /// anything below could signal: whatever happens from then on (the drive's sink and
+    /// timers, output for us, a phase change, a signal of the input) wakes this task, whichever
+    /// `Pending` this returns. A wake consumes the registration, but the task is then polled
+    /// again and registers anew; so one registration serves every round, and every message of
+    /// one `poll_read`.
+    fn fill_registered(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsErr>> {
+        if !self.rbuf.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
         // Release the spent message first: tungstenite can then reuse its read buffer instead
         // of allocating a new one.
         self.rbuf = Bytes::new();
         loop {
-            // Registered first, once per round: whatever happens from here on (the drive's
-            // sink and timers, output for us, a phase change, a signal of the input) wakes
-            // this task, whichever `Pending` below it returns.
-            self.wakers.reader.register(cx.waker());
             if !(self.out.is_idle() && self.is_quiet()) {
                 // A polled reader pushes out what was written: nobody else may be polling.
                 self.out.want_flush();
@@ -733,8 +743,10 @@ impl<T: Transport> Core<T> {
         mut put: impl FnMut(&[u8]),
     ) -> Poll<io::Result<usize>> {
         let mut copied = 0;
+        // Once for the whole read, however many messages it copies.
+        self.wakers.reader.register(cx.waker());
         while copied < room {
-            match self.poll_fill(cx) {
+            match self.fill_registered(cx) {
                 Poll::Ready(Ok(())) if self.rbuf.is_empty() => break,
                 Poll::Ready(Ok(())) => {
                     let n = self.rbuf.len().min(room - copied);
