@@ -1060,3 +1060,124 @@ fn one_waker_slot_transport_one_task() {
         writer.flush().await.expect("flush");
     });
 }
+
+/// A sink whose flushes do not complete at the first `poll_flush`. Every other flush yields:
+/// its first two polls wake the waker at once and return `Pending` (as tokio's cooperative
+/// budget does), the third completes. The others complete a moment later on a thread of their
+/// own that then wakes the waker of the latest poll: immediately, racing with whatever the
+/// engine does right after the `Pending`, or after a short sleep. (The engine registers the
+/// writer's waker only once a first attempt could not complete, and then tries again.)
+#[derive(Debug, Clone, Default)]
+struct SlowFlush(Arc<Mutex<FlushState>>);
+
+#[derive(Debug, Default)]
+struct FlushState {
+    waker: Option<Waker>,
+    /// A helper thread is on its way to complete the flush.
+    in_flight: bool,
+    /// The helper completed it: the next `poll_flush` is `Ready`.
+    done: bool,
+    /// Polls of the current flush that yielded.
+    yielded: usize,
+    flushes: usize,
+    sent: usize,
+}
+
+impl Stream for SlowFlush {
+    type Item = Result<Message, TungErr>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Nothing ever arrives (only written to in these tests).
+        Poll::Pending
+    }
+}
+
+impl Sink<Message> for SlowFlush {
+    type Error = TungErr;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), TungErr>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), TungErr> {
+        if let Message::Binary(b) = item {
+            lock(&self.0).sent += b.len();
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TungErr>> {
+        let mut s = lock(&self.0);
+        if s.done {
+            s.done = false;
+            s.flushes += 1;
+            return Poll::Ready(Ok(()));
+        }
+        if s.flushes % 2 == 0 {
+            if s.yielded == 2 {
+                s.yielded = 0;
+                s.flushes += 1;
+                return Poll::Ready(Ok(()));
+            }
+            s.yielded += 1;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        s.waker = Some(cx.waker().clone());
+        if !s.in_flight {
+            s.in_flight = true;
+            let shared = Arc::clone(&self.0);
+            let nap = s.flushes % 4 == 3;
+            thread::spawn(move || {
+                if nap {
+                    thread::sleep(Duration::from_micros(200));
+                }
+                let waker = {
+                    let mut s = lock(&shared);
+                    s.in_flight = false;
+                    s.done = true;
+                    s.waker.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            });
+        }
+        Poll::Pending
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), TungErr>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// 300 writes, each flushed, while no flush of the sink completes at its first poll: no flush
+/// may hang, whichever comes first, the wake or the engine's registration of the waker.
+/// (Checked to hang when the engine registers after a `Pending` first attempt without trying
+/// again.)
+async fn flushes_yielding_or_completed_elsewhere() {
+    let transport = SlowFlush::default();
+    let ctl = transport.clone();
+    let mut io = WsIo::from_transport(transport, Config::default());
+    for i in 0..300u32 {
+        io.write_all(&i.to_be_bytes()).await.expect("write");
+        io.flush().await.expect("flush");
+    }
+    let s = lock(&ctl.0);
+    assert_eq!(s.sent, 1200);
+    assert!(s.flushes >= 300, "{} flushes completed", s.flushes);
+}
+
+#[test]
+fn flush_that_yields_or_completes_elsewhere_futures_executor() {
+    block_on_within(
+        20,
+        "flushes that yield or complete elsewhere",
+        flushes_yielding_or_completed_elsewhere,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_that_yields_or_completes_elsewhere_tokio() {
+    within(20, flushes_yielding_or_completed_elsewhere()).await;
+}

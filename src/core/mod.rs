@@ -141,6 +141,9 @@ pub(crate) struct Core<T> {
     both: Waker,
     /// Polls the transport's input (see [`InputWaker`]).
     input: Waker,
+    /// A write operation put its waker into `wakers.writer` and no completed operation has
+    /// taken it out since (it may have been woken and consumed meanwhile).
+    writer_registered: bool,
 }
 
 impl<T> Core<T> {
@@ -159,6 +162,7 @@ impl<T> Core<T> {
             input: Waker::from(Arc::new(InputWaker(Arc::clone(&wakers)))),
             wakers,
             config,
+            writer_registered: false,
         }
     }
 
@@ -778,7 +782,7 @@ impl<T: Transport> Core<T> {
     ) -> Poll<io::Result<usize>> {
         // Register before any poll of the sink or a timer, which may wake at once.
         if !self.is_quiet() {
-            self.wakers.writer.register(cx.waker());
+            self.register_writer(cx);
             self.drive();
         }
         self.writable()?;
@@ -793,7 +797,7 @@ impl<T: Transport> Core<T> {
         let taken = self.out.take(bufs);
         if self.out.is_full() {
             // Start moving a full message right away.
-            self.wakers.writer.register(cx.waker());
+            self.register_writer(cx);
             self.drive();
         }
         if was_idle {
@@ -805,24 +809,38 @@ impl<T: Transport> Core<T> {
         Poll::Ready(Ok(taken))
     }
 
+    fn register_writer(&mut self, cx: &Context<'_>) {
+        self.wakers.writer.register(cx.waker());
+        self.writer_registered = true;
+    }
+
     /// A write operation that completed leaves no waker behind: the waker of both sides (which
     /// the transport keeps) would wake a writer that waits for nothing.
-    fn writer_served<R>(&self, polled: &Poll<R>) {
-        if polled.is_ready() {
+    fn writer_served<R>(&mut self, polled: &Poll<R>) {
+        if polled.is_ready() && self.writer_registered {
             drop(self.wakers.writer.take());
+            self.writer_registered = false;
         }
     }
 
     /// `AsyncWrite::poll_flush`: everything written reaches the transport and is flushed; an
     /// error if some of it never will.
+    ///
+    /// Most flushes complete at once, so the first attempt touches no waker. Only if it cannot
+    /// complete is the waker registered and the attempt made again: whatever the first one set
+    /// going (the sink and the timers hold the waker of both sides) and signalled before the
+    /// registration is seen by the second, and whatever comes after it wakes this task.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = self.flush_step(cx);
+        let mut polled = self.flush_step();
+        if polled.is_pending() {
+            self.register_writer(cx);
+            polled = self.flush_step();
+        }
         self.writer_served(&polled);
         polled
     }
 
-    fn flush_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.wakers.writer.register(cx.waker());
+    fn flush_step(&mut self) -> Poll<io::Result<()>> {
         self.out.want_flush();
         self.drive();
         if self.out.lost() {
@@ -855,7 +873,7 @@ impl<T: Transport> Core<T> {
         payload: &mut Option<Bytes>,
         ticket: &mut Option<u64>,
     ) -> Poll<io::Result<()>> {
-        self.wakers.writer.register(cx.waker());
+        self.register_writer(cx);
         self.drive();
         if ticket.is_none() {
             self.writable()?;
@@ -900,7 +918,7 @@ impl<T: Transport> Core<T> {
     }
 
     fn close_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.wakers.writer.register(cx.waker());
+        self.register_writer(cx);
         if let Phase::Open = self.phase {
             let frame = self.close_frame.take().unwrap_or(CloseFrame {
                 code: CloseCode::Normal,
