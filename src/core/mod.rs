@@ -517,12 +517,16 @@ impl<T: Transport> Core<T> {
     // ---------------------------------------------------------------------------------------
 
     /// Makes unread bytes available, or reaches the end (`Ok` with nothing buffered is EOF).
+    /// Bytes already buffered are handed out without touching the reader's waker; otherwise
+    /// it is registered for the wait, and released once this returns `Ready`.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsErr>> {
         if !self.rbuf.is_empty() {
             return Poll::Ready(Ok(()));
         }
         self.wakers.reader.register(cx.waker());
-        self.fill_registered(cx)
+        let filled = ready!(self.fill_registered(cx));
+        self.reader_served();
+        Poll::Ready(filled)
     }
 
     /// `poll_fill` once the reader's waker for `cx` was registered in this operation, before
@@ -530,7 +534,7 @@ impl<T: Transport> Core<T> {
     /// timers, output for us, a phase change, a signal of the input) wakes this task, whichever
     /// `Pending` this returns. A wake consumes the registration, but the task is then polled
     /// again and registers anew; so one registration serves every round, and every message of
-    /// one `poll_read`.
+    /// one `poll_read`. The caller releases it (`reader_served`) once it returns `Ready`.
     fn fill_registered(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsErr>> {
         if !self.rbuf.is_empty() {
             return Poll::Ready(Ok(()));
@@ -579,8 +583,6 @@ impl<T: Transport> Core<T> {
                 None => self.input_ended(true),
             }
             if !self.rbuf.is_empty() {
-                // The caller releases the reader's waker once it returns (`reader_served`):
-                // a read that copies several messages keeps it registered in between.
                 return Poll::Ready(Ok(()));
             }
         }
@@ -719,7 +721,6 @@ impl<T: Transport> Core<T> {
     /// `AsyncBufRead::poll_fill_buf`: the unread rest of the current message, without a copy.
     pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         ready!(self.poll_fill(cx))?;
-        self.reader_served();
         Poll::Ready(Ok(&self.rbuf))
     }
 
@@ -727,7 +728,6 @@ impl<T: Transport> Core<T> {
     /// keeps its own chunk, since nothing can be borrowed across a lock.
     pub(crate) fn poll_take_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
         ready!(self.poll_fill(cx))?;
-        self.reader_served();
         Poll::Ready(Ok(std::mem::take(&mut self.rbuf)))
     }
 
@@ -747,9 +747,14 @@ impl<T: Transport> Core<T> {
         mut put: impl FnMut(&[u8]),
     ) -> Poll<io::Result<usize>> {
         let mut copied = 0;
-        // Once for the whole read, however many messages it copies.
-        self.wakers.reader.register(cx.waker());
+        // Registered once for the whole read, however many messages it copies, and only if it
+        // needs more than is buffered.
+        let mut registered = false;
         while copied < room {
+            if self.rbuf.is_empty() && !registered {
+                self.wakers.reader.register(cx.waker());
+                registered = true;
+            }
             match self.fill_registered(cx) {
                 Poll::Ready(Ok(())) if self.rbuf.is_empty() => break,
                 Poll::Ready(Ok(())) => {
@@ -763,8 +768,10 @@ impl<T: Transport> Core<T> {
                 Poll::Pending | Poll::Ready(Err(_)) => break,
             }
         }
-        // Returns with bytes: not parked.
-        self.reader_served();
+        if registered {
+            // Returns with bytes (or the end): not parked.
+            self.reader_served();
+        }
         Poll::Ready(Ok(copied))
     }
 
